@@ -1,0 +1,165 @@
+//! The `Backend` trait: the one seam between the protocol core and a store.
+//!
+//! A backend stores resources for any number of sources (tenants) and never sees HTTP. Every
+//! call names the source and the resource type; every write may carry an expected version
+//! (from `If-Match`), which the backend compares and swaps atomically. Input has already been
+//! normalized and validated by the core; a backend only enforces what needs the store:
+//! uniqueness of `userName` (case-insensitive, per source), referential rules for `members`,
+//! and versions.
+
+use crate::error::BackendError;
+use crate::patch::PatchRequest;
+use crate::query::{Load, Query, QueryPage};
+use crate::resource::{Resource, Version};
+use crate::schema::ResourceKind;
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// What a backend can do. Feeds `/ServiceProviderConfig` and gates conformance cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Filters are evaluated (every backend must support the full grammar it claims).
+    pub filter: bool,
+    /// `sortBy`/`sortOrder` are honoured.
+    pub sort: bool,
+    /// RFC 9865 cursor paging is supported.
+    pub cursor_paging: bool,
+    /// Versions are maintained and `If-Match` is honoured.
+    pub etag: bool,
+    /// Passwords can be set (`changePassword` in ServiceProviderConfig).
+    pub change_password: bool,
+    /// Group membership changes are applied as deltas, without rewriting the member list.
+    pub membership_deltas: bool,
+    /// The largest number of results one query may return (`filter.maxResults`).
+    pub max_results: u64,
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Capabilities {
+            filter: true,
+            sort: true,
+            cursor_paging: true,
+            etag: true,
+            change_password: true,
+            membership_deltas: false,
+            max_results: 1000,
+        }
+    }
+}
+
+/// How often [`Backend::patch`]'s default retries a compare-and-swap that lost a race when the
+/// client sent no `If-Match`.
+pub const PATCH_RETRIES: usize = 32;
+
+/// A store of SCIM resources. See the module docs for the division of labour with the core.
+#[async_trait]
+pub trait Backend: Send + Sync + fmt::Debug {
+    /// What this backend supports.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Stores a new resource and returns it with its id (assigned by the backend), version
+    /// [`Version::FIRST`] and timestamps.
+    ///
+    /// `attrs` is normalized and validated (see [`Resource::attrs`]). Fails with
+    /// [`BackendError::Uniqueness`] when the `userName` of a user is taken in this source
+    /// (case-insensitively), and [`BackendError::InvalidReference`] when a group member does not
+    /// exist in this source.
+    async fn create(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        attrs: Map<String, Value>,
+    ) -> Result<Resource, BackendError>;
+
+    /// Reads one resource. `load` says whether members/groups are needed.
+    /// Fails with [`BackendError::NotFound`] when no such resource exists in this source.
+    async fn get(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        id: &str,
+        load: Load,
+    ) -> Result<Resource, BackendError>;
+
+    /// Replaces all attributes of a resource (PUT) and increments its version. For groups,
+    /// `members` in `attrs` is the new member list; when `attrs` has no `members` key the
+    /// group has no members.
+    ///
+    /// With `expected`, fails with [`BackendError::VersionMismatch`] unless it is the current
+    /// version; the check and the write are atomic.
+    async fn replace(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        id: &str,
+        attrs: Map<String, Value>,
+        expected: Option<Version>,
+    ) -> Result<Resource, BackendError>;
+
+    /// Deletes a resource. Deleting a user or group also removes it from every group it was a
+    /// member of (without changing those groups' versions' meaning: they increase).
+    async fn delete(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        id: &str,
+        expected: Option<Version>,
+    ) -> Result<(), BackendError>;
+
+    /// Finds resources. `query.filter` uses canonical paths; results follow `query.sort`
+    /// (missing values last, ties by id) or id order; `total_results` counts every match.
+    async fn query(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        query: &Query,
+    ) -> Result<QueryPage, BackendError>;
+
+    /// Applies a PATCH atomically and returns the new state (loaded per `load`).
+    ///
+    /// The default reads the resource, applies the patch in the core and replaces it with a
+    /// compare-and-swap on the version, retrying a lost race when the client gave no
+    /// `expected` version. Backends override it to apply membership deltas
+    /// ([`PatchRequest::membership_delta`]) without rewriting member lists.
+    async fn patch(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        id: &str,
+        patch: &PatchRequest,
+        expected: Option<Version>,
+        load: Load,
+    ) -> Result<Resource, BackendError> {
+        let mut attempts = 0;
+        loop {
+            let current = self.get(source, kind, id, Load::ALL).await?;
+            if expected.is_some_and(|v| v != current.meta.version) {
+                return Err(BackendError::VersionMismatch);
+            }
+            let outcome = patch.apply(&current)?;
+            if !outcome.changed {
+                return Ok(current);
+            }
+            match self
+                .replace(source, kind, id, outcome.attrs, Some(current.meta.version))
+                .await
+            {
+                Err(BackendError::VersionMismatch)
+                    if expected.is_none() && attempts < PATCH_RETRIES =>
+                {
+                    attempts += 1;
+                }
+                Ok(r) if load == Load::ALL => return Ok(r),
+                Ok(r) => return self.get(source, kind, &r.id, load).await,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether the store is reachable (`/readyz`).
+    async fn health(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
+}

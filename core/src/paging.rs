@@ -1,0 +1,1 @@
+//! Sorting, index paging and RFC 9865 cursors. (Being written.)

@@ -1,0 +1,4 @@
+//! # scimd-testkit
+//!
+//! The backend conformance suite. (Being written.)
+#![forbid(unsafe_code)]
