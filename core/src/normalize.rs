@@ -34,3 +34,17 @@ pub fn validate(
     let _ = (rt, attrs, old);
     todo!("validate")
 }
+
+/// Canonicalizes and type-checks one value for an attribute (used by PATCH for operation
+/// values): sub-attribute names rewritten to canonical spelling, readOnly sub-attributes
+/// dropped, types checked. `def` is the attribute the value is for; `whole_list` says whether
+/// `value` is the attribute's whole (multi-valued) value or one element of it.
+pub fn normalize_value(
+    rt: &ResourceTypeDef,
+    def: &crate::schema::AttributeDef,
+    value: &Value,
+    whole_list: bool,
+) -> Result<Value, ScimError> {
+    let _ = (rt, def, value, whole_list);
+    todo!("normalize value")
+}

@@ -1,0 +1,4 @@
+//! # scimd-backend-sql
+//!
+//! The SQL backend. (Being written.)
+#![forbid(unsafe_code)]

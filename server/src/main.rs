@@ -1,0 +1,2 @@
+//! The `scimd` binary. (Being written.)
+fn main() {}
