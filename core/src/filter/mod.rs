@@ -8,15 +8,18 @@
 
 mod eval;
 mod parser;
+mod resolve;
 
 pub use eval::{compare_values, matches, matches_value};
+pub use parser::ParseOptions;
 
 use crate::path::AttrPath;
 use std::fmt;
 
 /// Longest filter accepted, in bytes.
 pub const MAX_FILTER_LEN: usize = 8 * 1024;
-/// Deepest nesting of parentheses, `not`, value paths and logical operators accepted.
+/// Deepest nesting of parentheses, `not (…)` and value paths (`attr[…]`) accepted. A flat chain
+/// of `and`/`or` does not nest (its length is bounded by [`MAX_FILTER_LEN`]).
 pub const MAX_DEPTH: usize = 64;
 
 /// A comparison operator (RFC 7644 §3.4.2.2, Table 3), `pr` excluded (see [`Filter::Present`]).
