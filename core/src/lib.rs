@@ -27,6 +27,7 @@ pub mod projection;
 pub mod query;
 pub mod resource;
 pub mod schema;
+pub mod service;
 pub mod state;
 
 pub use backend::{Backend, Capabilities};

@@ -1,0 +1,963 @@
+//! The request orchestration of one source, free of HTTP: what a SCIM endpoint does between
+//! parsing a request and writing a response.
+//!
+//! A [`Service`] holds the source's backend, schema registry and paging limits. The HTTP layer
+//! and Bulk call the same methods ([`Service::create`], [`Service::get`], [`Service::replace`],
+//! [`Service::patch`], [`Service::delete`], [`Service::list`], [`Service::search_all`]), so a
+//! bulk operation behaves exactly like the single request it stands for.
+//!
+//! Each write runs: normalize and validate (core) → *before-write hooks* → backend → *after-write
+//! hooks* → projection. The hook stages are the seam where a hook pipeline plugs in
+//! ([`Service::before_write`], [`Service::after_write`]); today they pass everything through.
+
+use crate::backend::Backend;
+use crate::error::{BackendError, ScimError};
+use crate::filter::{Filter, compare_values};
+use crate::normalize::{self, WriteMode};
+use crate::patch::PatchRequest;
+use crate::path::AttrPath;
+use crate::projection::Projection;
+use crate::query::{Load, Page, Query, QueryPage, Sort};
+use crate::resource::{Resource, Version, format_time};
+use crate::schema::{AttributeDef, ENTERPRISE_USER, ResourceKind, ResourceTypeDef, SchemaRegistry};
+use serde_json::{Map, Value, json};
+use std::cmp::Ordering;
+use std::fmt;
+use std::sync::Arc;
+
+/// The URN of the ListResponse message (RFC 7644 §3.4.2).
+pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+/// The URN of the SearchRequest message (RFC 7644 §3.4.3).
+pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+
+/// How often a PUT without `If-Match` re-reads and retries after losing a race to a concurrent
+/// writer before giving up with 412.
+pub const REPLACE_RETRIES: usize = 16;
+
+/// The largest result window a root search (`/.search` over Users and Groups) will merge when
+/// sorting; beyond it the client must narrow the filter.
+pub const MAX_MERGE_WINDOW: u64 = 10_000;
+
+/// Paging limits of a source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PagingConfig {
+    /// The page size when the client gives no `count`.
+    pub default_count: u64,
+    /// The largest page size served; larger `count`s are clamped to it (RFC 7644 §3.4.2.4).
+    pub max_count: u64,
+}
+
+impl Default for PagingConfig {
+    fn default() -> Self {
+        PagingConfig {
+            default_count: 100,
+            max_count: 1000,
+        }
+    }
+}
+
+/// A conditional-request precondition from `If-Match` (RFC 7232 §3.1).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Precondition {
+    /// No `If-Match`: the write applies to whatever version is current.
+    #[default]
+    None,
+    /// `If-Match: *`: the resource must exist.
+    Any,
+    /// A list of entity tags; the write applies only when the current version is one of them.
+    /// Tags scimd never issued are dropped while parsing, so an empty list never matches.
+    Tags(Vec<Version>),
+}
+
+impl Precondition {
+    /// Parses an `If-Match` header value (`*`, `W/"3"`, `"3", W/"4"`).
+    pub fn if_match(header: Option<&str>) -> Precondition {
+        match header.map(str::trim) {
+            None | Some("") => Precondition::None,
+            Some("*") => Precondition::Any,
+            Some(list) => Precondition::Tags(parse_etags(list)),
+        }
+    }
+}
+
+/// Parses a comma-separated list of entity tags, keeping only those scimd could have issued.
+pub fn parse_etags(list: &str) -> Vec<Version> {
+    list.split(',').filter_map(Version::from_etag).collect()
+}
+
+/// Whether an `If-None-Match` header value matches `current` (`*` matches every version), in
+/// which case a GET answers 304.
+pub fn if_none_match_matches(header: &str, current: Version) -> bool {
+    let header = header.trim();
+    header == "*" || parse_etags(header).contains(&current)
+}
+
+/// The query parameters of a list or search request, as the client sent them. Numbers are kept
+/// as text so that malformed values become SCIM errors rather than framework errors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListParams {
+    /// `filter`.
+    pub filter: Option<String>,
+    /// `sortBy`.
+    pub sort_by: Option<String>,
+    /// `sortOrder`: `ascending` or `descending`.
+    pub sort_order: Option<String>,
+    /// `startIndex` (1-based).
+    pub start_index: Option<String>,
+    /// `count`.
+    pub count: Option<String>,
+    /// `cursor` (RFC 9865); an empty value asks for the first page.
+    pub cursor: Option<String>,
+    /// `attributes`, comma-separated.
+    pub attributes: Option<String>,
+    /// `excludedAttributes`, comma-separated.
+    pub excluded_attributes: Option<String>,
+}
+
+impl ListParams {
+    /// Reads a SearchRequest body (RFC 7644 §3.4.3): the same parameters as JSON, with
+    /// `attributes`/`excludedAttributes` as arrays and `startIndex`/`count` as numbers.
+    pub fn from_search_request(body: &Value) -> Result<ListParams, ScimError> {
+        let obj = body
+            .as_object()
+            .ok_or_else(|| ScimError::invalid_syntax("a SearchRequest must be a JSON object"))?;
+        if let Some(schemas) = obj.get("schemas") {
+            let ok = schemas.as_array().is_some_and(|a| {
+                a.iter().any(|s| {
+                    s.as_str()
+                        .is_some_and(|s| s.eq_ignore_ascii_case(SEARCH_REQUEST_SCHEMA))
+                })
+            });
+            if !ok {
+                return Err(ScimError::invalid_syntax(format!(
+                    "a SearchRequest must list the schema {SEARCH_REQUEST_SCHEMA}"
+                )));
+            }
+        }
+        let mut p = ListParams::default();
+        for (key, value) in obj {
+            let slot = match key.to_ascii_lowercase().as_str() {
+                "schemas" => continue,
+                "filter" => &mut p.filter,
+                "sortby" => &mut p.sort_by,
+                "sortorder" => &mut p.sort_order,
+                "startindex" => &mut p.start_index,
+                "count" => &mut p.count,
+                "cursor" => &mut p.cursor,
+                "attributes" => &mut p.attributes,
+                "excludedattributes" => &mut p.excluded_attributes,
+                _ => {
+                    return Err(ScimError::invalid_syntax(format!(
+                        "unknown SearchRequest parameter {key:?}"
+                    )));
+                }
+            };
+            *slot = match value {
+                Value::Null => None,
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Array(items) => {
+                    let mut names = Vec::with_capacity(items.len());
+                    for item in items {
+                        names.push(item.as_str().ok_or_else(|| {
+                            ScimError::invalid_syntax(format!(
+                                "SearchRequest {key} must hold strings"
+                            ))
+                        })?);
+                    }
+                    Some(names.join(","))
+                }
+                _ => {
+                    return Err(ScimError::invalid_syntax(format!(
+                        "SearchRequest {key} has an invalid type"
+                    )));
+                }
+            };
+        }
+        Ok(p)
+    }
+}
+
+/// Projection parameters of a request that returns one resource.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProjectionParams<'a> {
+    /// `attributes`, comma-separated.
+    pub attributes: Option<&'a str>,
+    /// `excludedAttributes`, comma-separated.
+    pub excluded_attributes: Option<&'a str>,
+}
+
+/// One resource as a response: its projected representation and what the headers need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceResponse {
+    /// The resource id.
+    pub id: String,
+    /// The representation, after projection.
+    pub body: Value,
+    /// The version (`ETag`).
+    pub version: Version,
+    /// The absolute URL of the resource (`Location`).
+    pub location: String,
+}
+
+/// Which write a hook stage sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteKind {
+    /// POST.
+    Create,
+    /// PUT.
+    Replace,
+    /// PATCH.
+    Patch,
+    /// DELETE.
+    Delete,
+}
+
+/// The SCIM operations of one source, over its backend. Cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    source: String,
+    backend: Arc<dyn Backend>,
+    registry: Arc<SchemaRegistry>,
+    paging: PagingConfig,
+}
+
+impl fmt::Debug for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Service")
+            .field("source", &self.source)
+            .field("backend", &self.backend)
+            .field("paging", &self.paging)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service {
+    /// A service for `source` over `backend`.
+    pub fn new(
+        source: impl Into<String>,
+        backend: Arc<dyn Backend>,
+        registry: Arc<SchemaRegistry>,
+        paging: PagingConfig,
+    ) -> Self {
+        Service {
+            source: source.into(),
+            backend,
+            registry,
+            paging,
+        }
+    }
+
+    /// The source (tenant) name.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The source's schema registry.
+    pub fn registry(&self) -> &Arc<SchemaRegistry> {
+        &self.registry
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// The paging limits.
+    pub fn paging(&self) -> PagingConfig {
+        self.paging
+    }
+
+    /// The largest page served: the configured maximum, bounded by what the backend allows.
+    pub fn max_count(&self) -> u64 {
+        self.paging
+            .max_count
+            .min(self.backend.capabilities().max_results)
+    }
+
+    fn rt(&self, kind: ResourceKind) -> &ResourceTypeDef {
+        self.registry.resource_type(kind)
+    }
+
+    /// POST: creates a resource from a client body.
+    pub async fn create(
+        &self,
+        base: &str,
+        kind: ResourceKind,
+        body: &Value,
+        projection: ProjectionParams<'_>,
+    ) -> Result<ResourceResponse, ScimError> {
+        let rt = self.rt(kind);
+        let projection = parse_projection(rt, projection)?;
+        let attrs = normalize::prepare(rt, body, WriteMode::Create)?;
+        let attrs = self.before_write(WriteKind::Create, kind, None, attrs)?;
+        let created = self.backend.create(&self.source, kind, attrs).await?;
+        self.after_write(WriteKind::Create, &created);
+        Ok(self.respond(base, &created, &projection))
+    }
+
+    /// GET by id. `load` follows the projection, so excluded members are never read.
+    pub async fn get(
+        &self,
+        base: &str,
+        kind: ResourceKind,
+        id: &str,
+        projection: ProjectionParams<'_>,
+    ) -> Result<ResourceResponse, ScimError> {
+        let rt = self.rt(kind);
+        let projection = parse_projection(rt, projection)?;
+        let resource = self
+            .backend
+            .get(&self.source, kind, id, projection.load())
+            .await?;
+        Ok(self.respond(base, &resource, &projection))
+    }
+
+    /// The current version of a resource, reading nothing else.
+    pub async fn version(&self, kind: ResourceKind, id: &str) -> Result<Version, ScimError> {
+        Ok(self
+            .backend
+            .get(&self.source, kind, id, Load::NONE)
+            .await?
+            .meta
+            .version)
+    }
+
+    /// PUT: replaces every client-writable attribute.
+    ///
+    /// The current state is read first, so immutable attributes can be checked against it
+    /// (`WriteMode::Replace`). The write then carries the version it was prepared from: a
+    /// concurrent change makes it fail, and without `If-Match` the whole read-prepare-write is
+    /// retried, so the result never mixes two writers' states.
+    pub async fn replace(
+        &self,
+        base: &str,
+        kind: ResourceKind,
+        id: &str,
+        body: &Value,
+        precondition: &Precondition,
+        projection: ProjectionParams<'_>,
+    ) -> Result<ResourceResponse, ScimError> {
+        let rt = self.rt(kind);
+        let projection = parse_projection(rt, projection)?;
+        let mut attempts = 0;
+        loop {
+            // Members and groups are readWrite/readOnly, never immutable: no need to load them.
+            let old = self.backend.get(&self.source, kind, id, Load::NONE).await?;
+            check_precondition(precondition, old.meta.version)?;
+            let attrs = normalize::prepare(rt, body, WriteMode::Replace(&old))?;
+            let attrs = self.before_write(WriteKind::Replace, kind, Some(&old), attrs)?;
+            match self
+                .backend
+                .replace(&self.source, kind, id, attrs, Some(old.meta.version))
+                .await
+            {
+                Ok(updated) => {
+                    self.after_write(WriteKind::Replace, &updated);
+                    return Ok(self.respond(base, &updated, &projection));
+                }
+                Err(BackendError::VersionMismatch)
+                    if !matches!(precondition, Precondition::Tags(_))
+                        && attempts < REPLACE_RETRIES =>
+                {
+                    attempts += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// PATCH: applies a PatchOp body atomically (RFC 7644 §3.5.2).
+    pub async fn patch(
+        &self,
+        base: &str,
+        kind: ResourceKind,
+        id: &str,
+        body: &Value,
+        precondition: &Precondition,
+        projection: ProjectionParams<'_>,
+    ) -> Result<ResourceResponse, ScimError> {
+        let rt = self.rt(kind);
+        let projection = parse_projection(rt, projection)?;
+        let patch = PatchRequest::parse(body, self.registry.clone(), kind)?;
+        let expected = self.expected_version(kind, id, precondition).await?;
+        // The PATCH engine validates inside the backend's compare-and-swap; before-write hooks
+        // for PATCH will run on the patched state there once the pipeline exists.
+        let patched = self
+            .backend
+            .patch(&self.source, kind, id, &patch, expected, projection.load())
+            .await?;
+        self.after_write(WriteKind::Patch, &patched);
+        Ok(self.respond(base, &patched, &projection))
+    }
+
+    /// DELETE.
+    pub async fn delete(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        precondition: &Precondition,
+    ) -> Result<(), ScimError> {
+        let expected = self.expected_version(kind, id, precondition).await?;
+        self.backend
+            .delete(&self.source, kind, id, expected)
+            .await?;
+        Ok(())
+    }
+
+    /// Turns a precondition into the version a backend write must expect. `*` and tag lists
+    /// need the current version (the resource must exist; one of several tags must match).
+    async fn expected_version(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        precondition: &Precondition,
+    ) -> Result<Option<Version>, ScimError> {
+        match precondition {
+            Precondition::None => Ok(None),
+            Precondition::Tags(tags) if tags.len() == 1 => Ok(tags.first().copied()),
+            _ => {
+                let current = self.version(kind, id).await?;
+                check_precondition(precondition, current)?;
+                Ok(Some(current))
+            }
+        }
+    }
+
+    /// GET on `/Users` or `/Groups`, or POST `.search` on them: a ListResponse.
+    pub async fn list(
+        &self,
+        base: &str,
+        kind: ResourceKind,
+        params: &ListParams,
+    ) -> Result<Value, ScimError> {
+        let rt = self.rt(kind);
+        let projection = Projection::parse(
+            rt,
+            params.attributes.as_deref(),
+            params.excluded_attributes.as_deref(),
+        )?;
+        let filter = match &params.filter {
+            Some(f) if !f.trim().is_empty() => Some(Filter::parse(f)?.resolve(rt)?),
+            _ => None,
+        };
+        let sort = parse_sort(rt, params)?;
+        let (page, start_index) = self.page(params)?;
+        let count = page.count();
+        let query = Query {
+            filter,
+            sort,
+            page,
+            load: projection.load(),
+        };
+        let result = if count == 0 {
+            self.count_only(kind, query).await?
+        } else {
+            self.backend.query(&self.source, kind, &query).await?
+        };
+        let resources = result
+            .resources
+            .iter()
+            .map(|r| self.render(base, r, &projection))
+            .collect();
+        Ok(list_response(
+            result.total_results,
+            start_index,
+            count,
+            resources,
+        ))
+    }
+
+    /// POST `/.search` at the root: Users and Groups together (RFC 7644 §3.4.3). A filter is
+    /// resolved against each type; a type whose schema lacks an attribute the filter names
+    /// contributes no results. Unsorted results list users before groups.
+    pub async fn search_all(&self, base: &str, params: &ListParams) -> Result<Value, ScimError> {
+        if params.cursor.is_some() {
+            return Err(ScimError::invalid_value(
+                "cursor paging is not available for searches across resource types",
+            ));
+        }
+        let parsed = match &params.filter {
+            Some(f) if !f.trim().is_empty() => Some(Filter::parse(f)?),
+            _ => None,
+        };
+        let (page, start_index) = self.page(params)?;
+        let count = page.count();
+        // Per type: the resolved filter (None = this type cannot match), projection and sort.
+        let mut plans = Vec::new();
+        let mut first_error = None;
+        for kind in ResourceKind::ALL {
+            let rt = self.rt(kind);
+            let filter = match &parsed {
+                None => None,
+                Some(f) => match f.resolve(rt) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        first_error.get_or_insert(e);
+                        continue;
+                    }
+                },
+            };
+            // `attributes` may name attributes of only one type; unknown names are errors only
+            // when no type knows them, which the projection of each type reports the same way.
+            let projection = Projection::parse(
+                rt,
+                params.attributes.as_deref(),
+                params.excluded_attributes.as_deref(),
+            )?;
+            let sort = parse_sort(rt, params)?;
+            plans.push((kind, filter, projection, sort));
+        }
+        if plans.is_empty() {
+            return Err(first_error.unwrap_or_else(|| {
+                ScimError::invalid_filter("the filter matches no resource type")
+            }));
+        }
+        let sorted = plans.iter().any(|p| p.3.is_some());
+        let mut total = 0;
+        let mut rendered = Vec::new();
+        if count == 0 {
+            for (kind, filter, projection, sort) in plans {
+                let q = Query {
+                    filter,
+                    sort,
+                    page: Page::Index {
+                        start_index: 1,
+                        count: 0,
+                    },
+                    load: projection.load(),
+                };
+                total += self.count_only(kind, q).await?.total_results;
+            }
+        } else if !sorted {
+            // Concatenation: skip `start_index - 1` results across the types in order.
+            let mut skip = start_index - 1;
+            let mut remaining = count;
+            for (kind, filter, projection, sort) in plans {
+                let q = Query {
+                    filter,
+                    sort,
+                    page: Page::Index {
+                        start_index: skip + 1,
+                        count: remaining,
+                    },
+                    load: projection.load(),
+                };
+                let r = self.backend.query(&self.source, kind, &q).await?;
+                total += r.total_results;
+                skip = skip.saturating_sub(r.total_results);
+                for res in r.resources.iter().take(remaining as usize) {
+                    rendered.push(self.render(base, res, &projection));
+                }
+                remaining -= remaining.min(r.resources.len() as u64);
+            }
+        } else {
+            let window = start_index - 1 + count;
+            if window > MAX_MERGE_WINDOW {
+                return Err(ScimError::typed(
+                    crate::error::ScimType::TooMany,
+                    format!(
+                        "sorted searches across resource types are limited to the first {MAX_MERGE_WINDOW} results"
+                    ),
+                ));
+            }
+            let mut merged: Vec<(Option<Value>, Option<&AttributeDef>, Value)> = Vec::new();
+            for (kind, filter, projection, sort) in &plans {
+                let rt = self.rt(*kind);
+                let def = sort
+                    .as_ref()
+                    .and_then(|s| rt.resolve(&s.path))
+                    .map(|r| r.sub.unwrap_or(r.attr));
+                let q = Query {
+                    filter: filter.clone(),
+                    sort: sort.clone(),
+                    page: Page::Index {
+                        start_index: 1,
+                        count: window,
+                    },
+                    load: projection.load(),
+                };
+                let r = self.backend.query(&self.source, *kind, &q).await?;
+                total += r.total_results;
+                for res in &r.resources {
+                    let key = sort.as_ref().and_then(|s| sort_value(res, &s.path));
+                    merged.push((key, def, self.render(base, res, projection)));
+                }
+            }
+            let descending = plans
+                .iter()
+                .find_map(|p| p.3.as_ref().map(|s| s.descending))
+                .unwrap_or(false);
+            // Stable sort: equal keys keep users-then-groups and each backend's id order.
+            merged.sort_by(|a, b| match (&a.0, &b.0) {
+                (None, None) => Ordering::Equal,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(_), None) => Ordering::Less,
+                (Some(x), Some(y)) => {
+                    let o =
+                        a.1.and_then(|d| compare_values(d, x, y))
+                            .unwrap_or(Ordering::Equal);
+                    if descending { o.reverse() } else { o }
+                }
+            });
+            rendered = merged
+                .into_iter()
+                .skip((start_index - 1) as usize)
+                .take(count as usize)
+                .map(|(_, _, v)| v)
+                .collect();
+        }
+        Ok(list_response(total, start_index, count, rendered))
+    }
+
+    /// Runs a query for its total only (`count=0`), loading no relations.
+    async fn count_only(
+        &self,
+        kind: ResourceKind,
+        mut query: Query,
+    ) -> Result<QueryPage, ScimError> {
+        query.page = Page::Index {
+            start_index: 1,
+            count: 0,
+        };
+        query.load = Load::NONE;
+        let mut r = self.backend.query(&self.source, kind, &query).await?;
+        r.resources.clear();
+        Ok(r)
+    }
+
+    /// The page asked for, with RFC 7644 §3.4.2.4 clamping: `startIndex` < 1 is 1, a negative
+    /// `count` is 0, a `count` above the maximum is the maximum. Returns the page and the
+    /// effective `startIndex`.
+    fn page(&self, params: &ListParams) -> Result<(Page, u64), ScimError> {
+        let count = match params.count.as_deref().map(str::trim) {
+            None | Some("") => self.paging.default_count,
+            Some(c) => {
+                let n: i64 = c.parse().map_err(|_| {
+                    ScimError::invalid_value(format!("count must be an integer, not {c:?}"))
+                })?;
+                u64::try_from(n).unwrap_or(0)
+            }
+        }
+        .min(self.max_count());
+        let start_index = match params.start_index.as_deref().map(str::trim) {
+            None | Some("") => 1,
+            Some(s) => {
+                let n: i64 = s.parse().map_err(|_| {
+                    ScimError::invalid_value(format!("startIndex must be an integer, not {s:?}"))
+                })?;
+                u64::try_from(n).unwrap_or(1).max(1)
+            }
+        };
+        if params.cursor.is_some() {
+            return Err(ScimError::invalid_value(
+                "cursor paging is not enabled for this source",
+            ));
+        }
+        Ok((Page::Index { start_index, count }, start_index))
+    }
+
+    fn respond(
+        &self,
+        base: &str,
+        resource: &Resource,
+        projection: &Projection,
+    ) -> ResourceResponse {
+        ResourceResponse {
+            id: resource.id.clone(),
+            body: self.render(base, resource, projection),
+            version: resource.meta.version,
+            location: resource.location(base),
+        }
+    }
+
+    /// The full representation with `$ref`s, then the projection.
+    fn render(&self, base: &str, resource: &Resource, projection: &Projection) -> Value {
+        let mut json = resource.to_json(&self.registry, base);
+        add_refs(&mut json, resource.kind, base);
+        projection.apply(self.rt(resource.kind), json)
+    }
+
+    /// Hook seam: runs before a create or replace reaches the backend, with the normalized
+    /// attributes (and the current state for a replace). A hook pipeline (mapping, policy
+    /// vetoes) plugs in here; until then the attributes pass through unchanged.
+    pub fn before_write(
+        &self,
+        kind_of_write: WriteKind,
+        kind: ResourceKind,
+        old: Option<&Resource>,
+        attrs: Map<String, Value>,
+    ) -> Result<Map<String, Value>, ScimError> {
+        let _ = (kind_of_write, kind, old);
+        Ok(attrs)
+    }
+
+    /// Hook seam: runs after a successful write with the stored result (events, audit). A
+    /// failing after-write hook must never fail the request, hence no `Result`.
+    pub fn after_write(&self, kind_of_write: WriteKind, resource: &Resource) {
+        let _ = (kind_of_write, resource);
+    }
+}
+
+fn parse_projection(
+    rt: &ResourceTypeDef,
+    p: ProjectionParams<'_>,
+) -> Result<Projection, ScimError> {
+    Projection::parse(rt, p.attributes, p.excluded_attributes)
+}
+
+fn check_precondition(precondition: &Precondition, current: Version) -> Result<(), ScimError> {
+    match precondition {
+        Precondition::Tags(tags) if !tags.contains(&current) => {
+            Err(ScimError::precondition_failed(format!(
+                "If-Match does not match the current version {}",
+                current.etag()
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Resolves `sortBy`/`sortOrder`. `sortOrder` alone is ignored, as RFC 7644 §3.4.2.3 ties it to
+/// `sortBy`.
+fn parse_sort(rt: &ResourceTypeDef, params: &ListParams) -> Result<Option<Sort>, ScimError> {
+    let descending = match params.sort_order.as_deref().map(str::trim) {
+        None | Some("") => false,
+        Some(o) if o.eq_ignore_ascii_case("ascending") => false,
+        Some(o) if o.eq_ignore_ascii_case("descending") => true,
+        Some(o) => {
+            return Err(ScimError::invalid_value(format!(
+                "sortOrder must be \"ascending\" or \"descending\", not {o:?}"
+            )));
+        }
+    };
+    let Some(by) = params
+        .sort_by
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    else {
+        return Ok(None);
+    };
+    let path = AttrPath::parse(by)?;
+    let resolved = rt.resolve(&path).ok_or_else(|| {
+        ScimError::invalid_value(format!("cannot sort by unknown attribute {by:?}"))
+    })?;
+    if resolved.target().attr_type == crate::schema::AttrType::Complex {
+        return Err(ScimError::invalid_value(format!(
+            "cannot sort by the complex attribute {by:?}"
+        )));
+    }
+    Ok(Some(Sort {
+        path: resolved.canonical_path(),
+        descending,
+    }))
+}
+
+/// The value a resource sorts by (for multi-valued attributes, the primary or first value).
+fn sort_value(resource: &Resource, path: &AttrPath) -> Option<Value> {
+    if path.urn.is_none() {
+        match (path.name.as_str(), path.sub.as_deref()) {
+            ("id", None) => return Some(Value::String(resource.id.clone())),
+            ("meta", Some("created")) => return Some(format_time(resource.meta.created).into()),
+            ("meta", Some("lastModified")) => {
+                return Some(format_time(resource.meta.last_modified).into());
+            }
+            ("meta", Some("resourceType")) => return Some(resource.kind.name().into()),
+            ("meta", Some("version")) => return Some(resource.meta.version.etag().into()),
+            _ => {}
+        }
+    }
+    let container = match &path.urn {
+        Some(urn) => resource.attrs.get(urn)?.as_object()?,
+        None => &resource.attrs,
+    };
+    let value = container.get(&path.name)?;
+    let value = match value {
+        Value::Array(items) => items
+            .iter()
+            .find(|v| v.get("primary") == Some(&Value::Bool(true)))
+            .or_else(|| items.first())?,
+        v => v,
+    };
+    match &path.sub {
+        Some(sub) => value.get(sub).filter(|v| !v.is_null()).cloned(),
+        None => (!value.is_null()).then(|| value.clone()),
+    }
+}
+
+/// A ListResponse (RFC 7644 §3.4.2). With `count=0` only `totalResults` is reported, as
+/// §3.4.2.4 asks.
+fn list_response(total: u64, start_index: u64, count: u64, resources: Vec<Value>) -> Value {
+    let mut out = Map::new();
+    out.insert("schemas".into(), json!([LIST_RESPONSE_SCHEMA]));
+    out.insert("totalResults".into(), json!(total));
+    out.insert("startIndex".into(), json!(start_index));
+    out.insert("itemsPerPage".into(), json!(resources.len()));
+    if count > 0 {
+        out.insert("Resources".into(), Value::Array(resources));
+    }
+    Value::Object(out)
+}
+
+/// Adds `$ref` URLs derived from the base URL: group `members` (by member `type`), user
+/// `groups` and the enterprise `manager`.
+pub fn add_refs(json: &mut Value, kind: ResourceKind, base: &str) {
+    let Some(obj) = json.as_object_mut() else {
+        return;
+    };
+    let set_ref = |item: &mut Value, endpoint: &str| {
+        if let Some(m) = item.as_object_mut()
+            && let Some(id) = m.get("value").and_then(Value::as_str)
+        {
+            let url = format!("{base}/{endpoint}/{id}");
+            m.insert("$ref".into(), Value::String(url));
+        }
+    };
+    match kind {
+        ResourceKind::Group => {
+            if let Some(Value::Array(members)) = obj.get_mut("members") {
+                for m in members {
+                    let endpoint = match m.get("type").and_then(Value::as_str) {
+                        Some(t) if t.eq_ignore_ascii_case("Group") => "Groups",
+                        Some(t) if t.eq_ignore_ascii_case("User") => "Users",
+                        _ => continue,
+                    };
+                    set_ref(m, endpoint);
+                }
+            }
+        }
+        ResourceKind::User => {
+            if let Some(Value::Array(groups)) = obj.get_mut("groups") {
+                for g in groups {
+                    set_ref(g, "Groups");
+                }
+            }
+            if let Some(manager) = obj
+                .get_mut(ENTERPRISE_USER)
+                .and_then(|e| e.get_mut("manager"))
+            {
+                set_ref(manager, "Users");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_match_parses_star_lists_and_foreign_tags() {
+        assert_eq!(Precondition::if_match(None), Precondition::None);
+        assert_eq!(Precondition::if_match(Some(" * ")), Precondition::Any);
+        assert_eq!(
+            Precondition::if_match(Some("W/\"3\", \"4\", W/\"x\"")),
+            Precondition::Tags(vec![Version(3), Version(4)])
+        );
+        assert_eq!(
+            Precondition::if_match(Some("\"abc\"")),
+            Precondition::Tags(vec![])
+        );
+    }
+
+    #[test]
+    fn stale_or_foreign_if_match_fails_with_412() {
+        let e = check_precondition(&Precondition::Tags(vec![Version(1)]), Version(2));
+        assert_eq!(e.map_err(|e| e.status), Err(412));
+        let e = check_precondition(&Precondition::Tags(vec![]), Version(2));
+        assert_eq!(e.map_err(|e| e.status), Err(412));
+        assert!(check_precondition(&Precondition::Any, Version(2)).is_ok());
+    }
+
+    #[test]
+    fn if_none_match_matches_star_and_current_tag_only() {
+        assert!(if_none_match_matches("*", Version(5)));
+        assert!(if_none_match_matches("W/\"4\", W/\"5\"", Version(5)));
+        assert!(!if_none_match_matches("W/\"4\"", Version(5)));
+    }
+
+    #[test]
+    fn search_request_reads_arrays_and_numbers() {
+        let p = ListParams::from_search_request(&json!({
+            "schemas": [SEARCH_REQUEST_SCHEMA],
+            "attributes": ["userName", "emails"],
+            "filter": "userName sw \"a\"",
+            "startIndex": 3,
+            "count": 10,
+        }))
+        .unwrap();
+        assert_eq!(p.attributes.as_deref(), Some("userName,emails"));
+        assert_eq!(p.start_index.as_deref(), Some("3"));
+        assert_eq!(p.count.as_deref(), Some("10"));
+        assert_eq!(p.filter.as_deref(), Some("userName sw \"a\""));
+    }
+
+    #[test]
+    fn search_request_rejects_unknown_keys_and_wrong_schema() {
+        assert!(ListParams::from_search_request(&json!({"bogus": 1})).is_err());
+        assert!(
+            ListParams::from_search_request(&json!({"schemas": ["urn:x"], "count": 1})).is_err()
+        );
+        assert!(ListParams::from_search_request(&json!({"count": {"a": 1}})).is_err());
+    }
+
+    #[test]
+    fn list_response_with_count_zero_reports_only_the_total() {
+        let r = list_response(7, 1, 0, vec![]);
+        assert_eq!(r["totalResults"], 7);
+        assert!(r.get("Resources").is_none());
+        let r = list_response(0, 1, 10, vec![]);
+        assert_eq!(r["Resources"], json!([]));
+        assert_eq!(r["itemsPerPage"], 0);
+    }
+
+    #[test]
+    fn refs_follow_member_type_and_base_url() {
+        let mut g = json!({"members": [
+            {"value": "u1", "type": "User"},
+            {"value": "g1", "type": "Group"},
+            {"value": "x"}
+        ]});
+        add_refs(&mut g, ResourceKind::Group, "https://h/scim/s/v2");
+        assert_eq!(g["members"][0]["$ref"], "https://h/scim/s/v2/Users/u1");
+        assert_eq!(g["members"][1]["$ref"], "https://h/scim/s/v2/Groups/g1");
+        assert!(g["members"][2].get("$ref").is_none());
+        let mut u = json!({
+            "groups": [{"value": "g1"}],
+            ENTERPRISE_USER: {"manager": {"value": "m1"}}
+        });
+        add_refs(&mut u, ResourceKind::User, "https://h/b");
+        assert_eq!(u["groups"][0]["$ref"], "https://h/b/Groups/g1");
+        assert_eq!(
+            u[ENTERPRISE_USER]["manager"]["$ref"],
+            "https://h/b/Users/m1"
+        );
+    }
+
+    #[test]
+    fn sort_value_prefers_primary_and_reads_meta() {
+        let t = crate::resource::now();
+        let mut attrs = Map::new();
+        attrs.insert(
+            "emails".into(),
+            json!([{"value": "b@x"}, {"value": "a@x", "primary": true}]),
+        );
+        let r = Resource {
+            id: "i".into(),
+            kind: ResourceKind::User,
+            meta: crate::resource::Meta {
+                created: t,
+                last_modified: t,
+                version: Version(1),
+            },
+            attrs,
+        };
+        assert_eq!(
+            sort_value(&r, &AttrPath::with_sub("emails", "value")),
+            Some(json!("a@x"))
+        );
+        assert_eq!(sort_value(&r, &AttrPath::new("id")), Some(json!("i")));
+        assert_eq!(sort_value(&r, &AttrPath::new("userName")), None);
+    }
+}
