@@ -1,0 +1,2 @@
+//! # scimd-backend-ldap
+#![forbid(unsafe_code)]
