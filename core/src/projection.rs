@@ -64,11 +64,11 @@ impl Named<'_> {
         match self {
             Named::No => false,
             Named::Whole => true,
-            Named::Subs(s) => s.iter().any(|n| *n == name),
+            Named::Subs(s) => s.contains(&name),
         }
     }
     fn sub_explicitly(&self, name: &str) -> bool {
-        matches!(self, Named::Subs(s) if s.iter().any(|n| *n == name))
+        matches!(self, Named::Subs(s) if s.contains(&name))
     }
 }
 
