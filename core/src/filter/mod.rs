@@ -7,7 +7,11 @@
 //! - [`eval`] evaluates a (schema-resolved) filter against a resource.
 
 mod eval;
+#[cfg(test)]
+mod fixtures;
 mod parser;
+#[cfg(test)]
+mod proptests;
 mod resolve;
 
 pub use eval::{compare_values, matches, matches_value};
