@@ -1,2 +1,5 @@
 //! # scimd-backend-ldap
 #![forbid(unsafe_code)]
+
+pub mod config;
+mod mapping;
