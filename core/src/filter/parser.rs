@@ -307,7 +307,7 @@ impl<'a> Parser<'a> {
         } else if word.eq_ignore_ascii_case("null") {
             CompValue::Null
         } else if is_json_number(word) {
-            let n = serde_json::from_str::<serde_json::Number>(word).map_err(|_| {
+            let n = json_number(word).ok_or_else(|| {
                 self.error(
                     start,
                     format!("the number {:?} is out of range", truncate(word)),
@@ -390,6 +390,21 @@ fn is_json_number(s: &str) -> bool {
         }
     }
     i == b.len()
+}
+
+/// Converts text matching the JSON number grammar: integers exactly when they fit 64 bits,
+/// everything else through the standard library's correctly rounded `f64` parser, so that the
+/// printed form of any number parses back to the same value. `None` when it overflows `f64`.
+fn json_number(s: &str) -> Option<serde_json::Number> {
+    if !s.contains(['.', 'e', 'E']) {
+        if let Ok(i) = s.parse::<i64>() {
+            return Some(i.into());
+        }
+        if let Ok(u) = s.parse::<u64>() {
+            return Some(u.into());
+        }
+    }
+    s.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
 }
 
 /// Keeps error details short when the offending word is long.
