@@ -2,4 +2,5 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+mod conn;
 mod mapping;
