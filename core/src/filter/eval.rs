@@ -1,33 +1,6 @@
 //! The reference in-memory evaluator: the semantics every backend is tested against.
 //!
-//! Rules (RFC 7644 §3.4.2.2, with the choices the RFC leaves open):
-//!
-//! - **Where values come from.** `id` and `meta.*` come from [`Resource::id`] and
-//!   [`Resource::meta`]: `meta.created`/`meta.lastModified` are instants, `meta.version` is the
-//!   ETag string `W/"n"`, `meta.resourceType` the type name; `meta.location` is not stored and
-//!   is treated as absent. `schemas` holds the core schema URN and the URN of each extension
-//!   the resource carries. Everything else comes from [`Resource::attrs`].
-//! - **Strings** compare case-insensitively unless the attribute is `caseExact` (binary and
-//!   reference values always compare exactly). Case-insensitive means both sides are
-//!   lower-cased character by character with Unicode's default, context-free lower-case
-//!   mapping ([`char::to_lowercase`]); ASCII input takes a fast path without allocation.
-//!   This is not full case folding: `ß` does not equal `SS`. Ordering (`gt`, …) is by code
-//!   point of the (lower-cased) text.
-//! - **dateTime** compares as instants, **integer/decimal** numerically, **boolean** only with
-//!   `eq`/`ne`. A stored value of the wrong JSON type never compares (it matches neither `eq`
-//!   nor `gt`, …).
-//! - **Multi-valued** attributes (and sub-attributes of multi-valued complex attributes) match
-//!   when any value matches.
-//! - **`ne` is the complement of `eq`**: `x ne v` matches exactly the resources `not (x eq v)`
-//!   matches — including those where `x` is absent, and for multi-valued `x`, those where no
-//!   value equals `v`. Every other operator fails on an absent attribute.
-//! - **`pr`** means present and non-empty: not null, not `""`, not `[]`, not `{}` (nor an array
-//!   or object holding only such values).
-//! - **`eq null`** matches when the attribute is not present (as `pr` defines it) and
-//!   **`ne null`** when it is: RFC 7643 §2.5 makes null and unassigned the same state.
-//! - A comparison on a complex attribute without sub-attribute compares its `value`
-//!   sub-attribute ([`Filter::resolve`] rewrites it so); `attr[filter]` matches when one value
-//!   of `attr` matches `filter`.
+//! The rules are documented on the [`filter`](super) module.
 //!
 //! The evaluator works on resolved filters and, because lookups are case-insensitive, also on
 //! unresolved ones that would resolve; it never panics and its recursion is bounded by the

@@ -1,10 +1,59 @@
 //! SCIM filters (RFC 7644 §3.4.2.2): the typed AST, its parser, its printer and the in-memory
 //! evaluator that is the reference semantics every backend is tested against.
 //!
-//! - [`Filter::parse`] turns text into an AST, with hard limits on length ([`MAX_FILTER_LEN`])
-//!   and nesting ([`MAX_DEPTH`]); it never recurses without bound and never panics.
-//! - `Display` prints the canonical text; `parse(print(ast)) == ast`.
-//! - [`eval`] evaluates a (schema-resolved) filter against a resource.
+//! - [`Filter::parse`] turns text into an AST (the full RFC grammar; [`Filter::parse_with`] and
+//!   [`ParseOptions`] for client quirks), with hard limits on length ([`MAX_FILTER_LEN`]) and
+//!   nesting ([`MAX_DEPTH`]); it runs in linear time, never recurses without bound and never
+//!   panics. Every error is `invalidFilter` with the byte offset in its detail.
+//! - `Display` prints the canonical text; `parse(print(ast)) == ast` for every AST the grammar
+//!   can express, and print∘parse is the identity on canonical text.
+//! - [`Filter::resolve`] checks a filter against a resource type and rewrites it into the form
+//!   backends receive: canonical paths, complex comparisons on their `value` sub-attribute,
+//!   every comparison type-checked.
+//! - [`matches()`] evaluates a resolved filter against a resource, [`matches_value`] the inside
+//!   of `attr[...]` against one value, and [`compare_values`] is the type-aware order that
+//!   sorting uses too.
+//!
+//! Besides the schema attributes, filters may use `schemas` (as an RFC 7644 example does): a
+//! multi-valued, case-insensitive string holding the core schema URN and the URN of each
+//! extension the resource carries.
+//!
+//! # Evaluation semantics
+//!
+//! [`matches()`] is the reference; every backend must agree with it. RFC 7644 §3.4.2.2, with
+//! the choices the RFC leaves open:
+//!
+//! - **Where values come from.** `id` and `meta.*` come from the resource record
+//!   ([`Resource::id`](crate::resource::Resource::id),
+//!   [`Resource::meta`](crate::resource::Resource::meta)): `meta.created` and
+//!   `meta.lastModified` are instants, `meta.version` is the ETag string `W/"n"`,
+//!   `meta.resourceType` the type name; `meta.location` is not stored and is treated as absent.
+//!   `schemas` is described above. Everything else comes from
+//!   [`Resource::attrs`](crate::resource::Resource::attrs).
+//! - **Strings** compare case-insensitively unless the attribute is `caseExact` (binary and
+//!   reference values always compare exactly). Case-insensitive means both sides are
+//!   lower-cased character by character with Unicode's default, context-free lower-case
+//!   mapping ([`char::to_lowercase`]); ASCII input takes a fast path without allocation.
+//!   This is not full case folding: `ß` does not equal `SS`. Ordering (`gt`, …) is by code
+//!   point of the (lower-cased) text.
+//! - **dateTime** compares as instants, **integer/decimal** numerically, **boolean** only with
+//!   `eq`/`ne`. A stored value of the wrong JSON type never compares (it matches neither `eq`
+//!   nor `gt`, …).
+//! - **Multi-valued** attributes (and sub-attributes of multi-valued complex attributes) match
+//!   when any value matches.
+//! - **`ne` is the complement of `eq`**: `x ne v` matches exactly the resources `not (x eq v)`
+//!   matches — including those where `x` is absent, and for multi-valued `x`, those where no
+//!   value equals `v`. Every other operator fails on an absent attribute.
+//! - **`pr`** means present and non-empty: not null, not `""`, not `[]`, not `{}` (nor an array
+//!   or object holding only such values).
+//! - **`eq null`** matches when the attribute is not present (as `pr` defines it) and
+//!   **`ne null`** when it is: RFC 7643 §2.5 makes null and unassigned the same state.
+//! - A comparison on a complex attribute without sub-attribute compares its `value`
+//!   sub-attribute ([`Filter::resolve`] rewrites it so); `attr[filter]` matches when one value
+//!   of `attr` matches `filter`.
+//!
+//! Recursion in the printer, resolver and evaluator follows only the text's nesting: long flat
+//! `and`/`or` chains are walked in loops.
 
 mod eval;
 #[cfg(test)]

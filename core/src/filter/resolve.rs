@@ -61,10 +61,25 @@ impl Filter {
     /// Resolves every path against a resource type: canonical spelling, URN kept only for
     /// extension attributes, and type checks (e.g. `gt` on a boolean is `invalidFilter`).
     ///
-    /// Unknown attributes are rejected rather than treated as never matching, so that a client
-    /// filtering on an attribute this server does not have learns it. Attributes that are
-    /// never returned (`password`) cannot be filtered on: a filter on them would be an oracle
-    /// for their value.
+    /// The result is what backends receive: paths in canonical spelling; a comparison on a
+    /// complex attribute without sub-attribute (`emails co "@x"`, `members eq "id"`,
+    /// `manager eq "id"`) rewritten to its `value` sub-attribute; inside `attr[...]`, the
+    /// canonical names of `attr`'s sub-attributes. Resolving a resolved filter changes nothing.
+    ///
+    /// Every failure is `invalidFilter`:
+    /// - unknown attributes, sub-attributes or schema URNs — rejected rather than treated as
+    ///   never matching, so that a client filtering on an attribute this server does not have
+    ///   learns it;
+    /// - attributes that are never returned (`password`): a filter on them would be an oracle
+    ///   for their value;
+    /// - `gt`/`ge`/`lt`/`le` on booleans and binary (RFC 7644 §3.4.2.2), `co`/`sw`/`ew` on
+    ///   anything but strings and references, any comparison on a complex attribute without a
+    ///   `value` sub-attribute, any operator but `eq`/`ne` with `null`;
+    /// - a value of the wrong JSON type: strings for string, reference, binary and dateTime
+    ///   (an RFC 3339 timestamp), `true`/`false` for booleans, whole numbers for integers,
+    ///   numbers for decimals;
+    /// - a value filter on a non-complex attribute or on a sub-attribute, a nested value
+    ///   filter, or a path inside `attr[...]` that is not a single sub-attribute name.
     pub fn resolve(&self, rt: &ResourceTypeDef) -> Result<Filter, ScimError> {
         resolve_node(self, Scope::Resource(rt))
     }
