@@ -91,7 +91,8 @@ impl MemberList {
                 .all(|((id, info), (oid, oinfo))| id == oid && info == oinfo)
     }
 
-    /// The SCIM `members` value: `[{value, display?, type}]`. `$ref` is left to the server,
+    /// The SCIM `members` value: `[{value, type, display?}]`, the stored shape of
+    /// [`scimd_core::patch::Member`]. `$ref` is left to the server,
     /// which knows the base URL.
     pub fn to_json(&self) -> Value {
         Value::Array(
@@ -99,10 +100,10 @@ impl MemberList {
                 .map(|(id, info)| {
                     let mut m = Map::with_capacity(3);
                     m.insert("value".into(), Value::String(id.to_string()));
+                    m.insert("type".into(), Value::String(info.kind.name().to_string()));
                     if let Some(d) = &info.display {
                         m.insert("display".into(), Value::String(d.clone()));
                     }
-                    m.insert("type".into(), Value::String(info.kind.name().to_string()));
                     Value::Object(m)
                 })
                 .collect(),

@@ -131,13 +131,13 @@ impl SourceStore {
         check_version(self.version_of(kind, id)?, expected)?;
         match kind {
             ResourceKind::User => {
-                if let Some(user) = self.users.remove(id) {
-                    if let Ok(Some(k)) = user_name_key(&user.attrs) {
-                        // Only drop the index entry if it is this user's (it always is, but a
-                        // stale entry must never hide another user's name).
-                        if self.user_names.get(&k).is_some_and(|owner| owner == id) {
-                            self.user_names.remove(&k);
-                        }
+                if let Some(user) = self.users.remove(id)
+                    && let Ok(Some(k)) = user_name_key(&user.attrs)
+                {
+                    // Only drop the index entry if it is this user's (it always is, but a
+                    // stale entry must never hide another user's name).
+                    if self.user_names.get(&k).is_some_and(|owner| owner == id) {
+                        self.user_names.remove(&k);
                     }
                 }
             }
