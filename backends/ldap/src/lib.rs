@@ -3,4 +3,5 @@
 
 pub mod config;
 mod conn;
+mod filter;
 mod mapping;
