@@ -555,3 +555,781 @@ pub fn list_response(total_results: u64, resources: Vec<Value>, paging: ListPagi
     out.insert("Resources".into(), Value::Array(resources));
     Value::Object(out)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::filter::compare_values;
+    use crate::resource::{Meta, Version};
+    use crate::schema::{ResourceKind, SchemaRegistry};
+    use std::collections::HashSet;
+    use time::macros::datetime;
+
+    const T0: OffsetDateTime = datetime!(2025-01-01 00:00 UTC);
+
+    fn user(id: &str, attrs: Value) -> Resource {
+        Resource {
+            id: id.into(),
+            kind: ResourceKind::User,
+            meta: Meta {
+                created: T0,
+                last_modified: T0,
+                version: Version(1),
+            },
+            attrs: attrs.as_object().cloned().unwrap(),
+        }
+    }
+
+    fn ids(page: &QueryPage) -> Vec<&str> {
+        page.resources.iter().map(|r| r.id.as_str()).collect()
+    }
+
+    fn sorted(resources: Vec<Resource>, by: &str, order: Option<&str>) -> Vec<String> {
+        let reg = SchemaRegistry::new();
+        let rt = reg.resource_type(ResourceKind::User);
+        let sort = parse_sort(rt, Some(by), order).unwrap();
+        let page = paginate(
+            rt,
+            resources,
+            sort.as_ref(),
+            &Page::Index {
+                start_index: 1,
+                count: 100,
+            },
+        );
+        page.resources.into_iter().map(|r| r.id).collect()
+    }
+
+    fn err_type(e: ScimError) -> &'static str {
+        e.scim_type.map(ScimType::as_str).unwrap_or("")
+    }
+
+    #[test]
+    fn sort_by_resolves_case_insensitively_to_canonical_paths() {
+        let reg = SchemaRegistry::new();
+        let rt = reg.resource_type(ResourceKind::User);
+        let s = parse_sort(rt, Some(" USERNAME "), Some("DESCENDING"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (s.path.to_string().as_str(), s.descending),
+            ("userName", true)
+        );
+        let s = parse_sort(
+            rt,
+            Some("urn:ietf:params:scim:schemas:core:2.0:User:Name.FamilyName"),
+            None,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (s.path.to_string().as_str(), s.descending),
+            ("name.familyName", false)
+        );
+        let s = parse_sort(rt, Some("emails"), Some("Ascending"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(s.path.to_string(), "emails.value");
+        let s = parse_sort(rt, Some("EmployeeNumber"), None)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            s.path.to_string(),
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber"
+        );
+        assert_eq!(parse_sort(rt, None, Some("descending")).unwrap(), None);
+        assert_eq!(parse_sort(rt, Some(""), None).unwrap(), None);
+    }
+
+    #[test]
+    fn sort_rejects_unknown_unsortable_and_bad_order() {
+        let reg = SchemaRegistry::new();
+        let rt = reg.resource_type(ResourceKind::User);
+        for (by, order) in [
+            (Some("bogus"), None),
+            (Some("name"), None),
+            (Some("password"), None),
+            (Some("emails[type eq \"work\"]"), None),
+            (Some("userName"), Some("up")),
+        ] {
+            assert_eq!(
+                err_type(parse_sort(rt, by, order).unwrap_err()),
+                "invalidValue",
+                "{by:?} {order:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn strings_sort_case_insensitively_with_missing_values_last_in_both_orders() {
+        let rs = || {
+            vec![
+                user("1", json!({"userName": "u1", "displayName": "bob"})),
+                user("2", json!({"userName": "u2"})),
+                user("3", json!({"userName": "u3", "displayName": "Alice"})),
+                user("4", json!({"userName": "u4", "displayName": "carol"})),
+                user("5", json!({"userName": "u5", "displayName": null})),
+            ]
+        };
+        assert_eq!(sorted(rs(), "displayName", None), ["3", "1", "4", "2", "5"]);
+        assert_eq!(
+            sorted(rs(), "displayName", Some("descending")),
+            ["4", "1", "3", "2", "5"]
+        );
+    }
+
+    #[test]
+    fn case_exact_attributes_sort_by_code_point() {
+        let rs = vec![
+            user("1", json!({"userName": "u", "externalId": "a"})),
+            user("2", json!({"userName": "u", "externalId": "B"})),
+        ];
+        assert_eq!(sorted(rs, "externalId", None), ["2", "1"]);
+    }
+
+    #[test]
+    fn ties_are_broken_by_id_ascending() {
+        let rs = || {
+            vec![
+                user("c", json!({"userName": "x", "title": "Same"})),
+                user("a", json!({"userName": "y", "title": "same"})),
+                user("b", json!({"userName": "z", "title": "SAME"})),
+            ]
+        };
+        assert_eq!(sorted(rs(), "title", None), ["a", "b", "c"]);
+        assert_eq!(sorted(rs(), "title", Some("descending")), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn date_times_sort_as_instants() {
+        let reg = SchemaRegistry::new();
+        let rt = reg.resource_type(ResourceKind::User);
+        let mut late = user("late", json!({"userName": "a"}));
+        late.meta.created = datetime!(2025-01-01 09:00 UTC);
+        let mut early = user("early", json!({"userName": "b"}));
+        // 08:00 UTC, whose text in another offset would sort after 09:00Z.
+        early.meta.created = datetime!(2025-01-01 10:00 +02:00);
+        let sort = parse_sort(rt, Some("meta.created"), None).unwrap();
+        let page = paginate(
+            rt,
+            vec![late, early],
+            sort.as_ref(),
+            &Page::Index {
+                start_index: 1,
+                count: 10,
+            },
+        );
+        assert_eq!(ids(&page), ["early", "late"]);
+    }
+
+    #[test]
+    fn versions_sort_numerically() {
+        let reg = SchemaRegistry::new();
+        let rt = reg.resource_type(ResourceKind::User);
+        let mut a = user("a", json!({"userName": "a"}));
+        a.meta.version = Version(10);
+        let mut b = user("b", json!({"userName": "b"}));
+        b.meta.version = Version(9);
+        let sort = parse_sort(rt, Some("meta.version"), None).unwrap();
+        let page = paginate(
+            rt,
+            vec![a, b],
+            sort.as_ref(),
+            &Page::Index {
+                start_index: 1,
+                count: 10,
+            },
+        );
+        assert_eq!(ids(&page), ["b", "a"]);
+    }
+
+    #[test]
+    fn multi_valued_attributes_sort_by_primary_else_first_value() {
+        let rs = vec![
+            user(
+                "1",
+                json!({"userName": "a", "emails": [{"value": "z@x"}, {"value": "a@x", "primary": true}]}),
+            ),
+            user(
+                "2",
+                json!({"userName": "b", "emails": [{"value": "m@x"}, {"value": "b@x"}]}),
+            ),
+            user("3", json!({"userName": "c"})),
+        ];
+        assert_eq!(sorted(rs, "emails", None), ["1", "2", "3"]);
+    }
+
+    #[test]
+    fn sort_keys_agree_with_filter_comparison() {
+        let mut string = AttributeDef::new("s", AttrType::String);
+        string.case_exact = false;
+        let exact = AttributeDef::new("r", AttrType::Reference);
+        let int = AttributeDef::new("i", AttrType::Integer);
+        let dec = AttributeDef::new("d", AttrType::Decimal);
+        let dt = AttributeDef::new("t", AttrType::DateTime);
+        let b = AttributeDef::new("b", AttrType::Boolean);
+        let cases: Vec<(&AttributeDef, Vec<Value>)> = vec![
+            (
+                &string,
+                vec![
+                    json!("a"),
+                    json!("B"),
+                    json!("b"),
+                    json!("Ä"),
+                    json!("ä"),
+                    json!(""),
+                ],
+            ),
+            (&exact, vec![json!("a"), json!("B"), json!("b")]),
+            (&int, vec![json!(-3), json!(0), json!(7), json!(u64::MAX)]),
+            (&dec, vec![json!(-0.5), json!(0.0), json!(2), json!(2.5)]),
+            (
+                &dt,
+                vec![
+                    json!("2025-01-01T00:00:00Z"),
+                    json!("2025-01-01T01:00:00+02:00"),
+                    json!("2024-12-31T23:30:00Z"),
+                ],
+            ),
+            (&b, vec![json!(true), json!(false)]),
+        ];
+        for (def, values) in cases {
+            for x in &values {
+                for y in &values {
+                    let ours = sort_key(Some(def), x).cmp(&sort_key(Some(def), y));
+                    assert_eq!(
+                        Some(ours),
+                        compare_values(def, x, y),
+                        "{} {x} {y}",
+                        def.name
+                    );
+                }
+            }
+        }
+    }
+
+    fn cfg() -> PagingConfig {
+        PagingConfig {
+            default_page_size: 10,
+            max_page_size: 50,
+            ..PagingConfig::default()
+        }
+    }
+
+    #[test]
+    fn index_params_are_clamped_per_rfc() {
+        let c = cfg();
+        let page = |s: Option<&str>, n: Option<&str>| c.index_page(s, n).unwrap();
+        assert_eq!(
+            page(None, None),
+            Page::Index {
+                start_index: 1,
+                count: 10
+            }
+        );
+        assert_eq!(
+            page(Some("0"), None),
+            Page::Index {
+                start_index: 1,
+                count: 10
+            }
+        );
+        assert_eq!(
+            page(Some("-5"), Some("-3")),
+            Page::Index {
+                start_index: 1,
+                count: 0
+            }
+        );
+        assert_eq!(
+            page(Some("7"), Some("500")),
+            Page::Index {
+                start_index: 7,
+                count: 50
+            }
+        );
+        assert_eq!(
+            page(Some(" 2 "), Some("+4")),
+            Page::Index {
+                start_index: 2,
+                count: 4
+            }
+        );
+        assert_eq!(
+            page(Some("99999999999999999999999"), Some("0")),
+            Page::Index {
+                start_index: i64::MAX as u64,
+                count: 0
+            }
+        );
+        for (s, n) in [
+            (Some("one"), None),
+            (None, Some("1.5")),
+            (None, Some("-")),
+            (Some("0x1"), None),
+        ] {
+            assert_eq!(
+                err_type(c.index_page(s, n).unwrap_err()),
+                "invalidValue",
+                "{s:?} {n:?}"
+            );
+        }
+    }
+
+    fn ten_users() -> Vec<Resource> {
+        // Sort keys with duplicates, case differences and missing values.
+        let names = [
+            Some("delta"),
+            Some("Alpha"),
+            None,
+            Some("charlie"),
+            Some("alpha"),
+            Some("Echo"),
+            None,
+            Some("bravo"),
+            Some("DELTA"),
+            Some("foxtrot"),
+        ];
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let mut attrs = json!({"userName": format!("u{i}")});
+                if let Some(n) = n {
+                    attrs["displayName"] = json!(n);
+                }
+                user(&format!("id{i:02}"), attrs)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn index_pages_skip_and_take_and_report_the_total() {
+        let reg = SchemaRegistry::new();
+        let rt = reg.resource_type(ResourceKind::User);
+        let sort = parse_sort(rt, Some("displayName"), None).unwrap();
+        let p = |start_index, count| {
+            paginate(
+                rt,
+                ten_users(),
+                sort.as_ref(),
+                &Page::Index { start_index, count },
+            )
+        };
+        let all = p(1, 100);
+        assert_eq!(
+            ids(&all),
+            [
+                "id01", "id04", "id07", "id03", "id00", "id08", "id05", "id09", "id02", "id06"
+            ]
+        );
+        assert_eq!(ids(&p(3, 2)), ["id07", "id03"]);
+        let past = p(11, 5);
+        assert!(past.resources.is_empty());
+        assert_eq!(past.total_results, 10);
+        let zero = p(1, 0);
+        assert!(zero.resources.is_empty());
+        assert_eq!(zero.total_results, 10);
+        assert_eq!((all.next, all.previous), (None, None));
+        assert_eq!(ids(&p(9, 5)), ["id02", "id06"]);
+    }
+
+    /// Walks a query forward with `count` per page, then back from the last page.
+    fn walk(sort: Option<&Sort>, count: u64) {
+        let reg = SchemaRegistry::new();
+        let rt = reg.resource_type(ResourceKind::User);
+        let expected: Vec<String> = paginate(
+            rt,
+            ten_users(),
+            sort,
+            &Page::Index {
+                start_index: 1,
+                count: 100,
+            },
+        )
+        .resources
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+
+        let mut seen = Vec::new();
+        let mut position = None;
+        let mut pages = Vec::new();
+        loop {
+            let page = paginate(rt, ten_users(), sort, &Page::Cursor { position, count });
+            assert_eq!(page.total_results, 10);
+            assert!(page.resources.len() as u64 <= count);
+            assert_eq!(
+                page.previous.is_some(),
+                !seen.is_empty(),
+                "previous only after the first page"
+            );
+            seen.extend(page.resources.iter().map(|r| r.id.clone()));
+            pages.push(page.clone());
+            match page.next {
+                Some(next) => position = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(
+            seen, expected,
+            "forward: every resource exactly once, in order"
+        );
+
+        let mut back: Vec<String> = Vec::new();
+        let mut page = pages.last().cloned().unwrap();
+        back.splice(0..0, page.resources.iter().map(|r| r.id.clone()));
+        while let Some(prev) = page.previous.clone() {
+            page = paginate(
+                rt,
+                ten_users(),
+                sort,
+                &Page::Cursor {
+                    position: Some(prev),
+                    count,
+                },
+            );
+            assert!(page.next.is_some(), "a page before another has a next");
+            back.splice(0..0, page.resources.iter().map(|r| r.id.clone()));
+        }
+        assert_eq!(back, expected, "backward: every resource exactly once");
+        let unique: HashSet<_> = back.iter().collect();
+        assert_eq!(unique.len(), 10);
+    }
+
+    #[test]
+    fn cursor_pages_visit_every_resource_once_forward_and_backward() {
+        let reg = SchemaRegistry::new();
+        let rt = reg.resource_type(ResourceKind::User);
+        for count in [1, 3, 4, 10, 11] {
+            walk(None, count);
+            for order in ["ascending", "descending"] {
+                let sort = parse_sort(rt, Some("displayName"), Some(order)).unwrap();
+                walk(sort.as_ref(), count);
+            }
+        }
+    }
+
+    #[test]
+    fn last_cursor_page_has_no_next_and_first_has_no_previous() {
+        let reg = SchemaRegistry::new();
+        let rt = reg.resource_type(ResourceKind::User);
+        let first = paginate(
+            rt,
+            ten_users(),
+            None,
+            &Page::Cursor {
+                position: None,
+                count: 10,
+            },
+        );
+        assert_eq!((first.next, first.previous), (None, None));
+        assert_eq!(first.resources.len(), 10);
+        let empty = paginate(
+            rt,
+            Vec::new(),
+            None,
+            &Page::Cursor {
+                position: None,
+                count: 5,
+            },
+        );
+        assert_eq!(
+            (empty.total_results, empty.next, empty.previous),
+            (0, None, None)
+        );
+    }
+
+    #[test]
+    fn cursor_paging_survives_deletes_between_pages() {
+        let reg = SchemaRegistry::new();
+        let rt = reg.resource_type(ResourceKind::User);
+        let sort = parse_sort(rt, Some("displayName"), None).unwrap();
+        let first = paginate(
+            rt,
+            ten_users(),
+            sort.as_ref(),
+            &Page::Cursor {
+                position: None,
+                count: 3,
+            },
+        );
+        assert_eq!(ids(&first), ["id01", "id04", "id07"]);
+        // The boundary resource itself is deleted before the next request.
+        let rest: Vec<Resource> = ten_users().into_iter().filter(|r| r.id != "id07").collect();
+        let second = paginate(
+            rt,
+            rest,
+            sort.as_ref(),
+            &Page::Cursor {
+                position: first.next,
+                count: 3,
+            },
+        );
+        assert_eq!(ids(&second), ["id03", "id00", "id08"]);
+    }
+
+    fn fingerprint(filter: &str) -> QueryFingerprint {
+        let reg = SchemaRegistry::new();
+        let rt = reg.resource_type(ResourceKind::User);
+        let f = crate::filter::Filter::parse(filter)
+            .unwrap()
+            .resolve(rt)
+            .unwrap();
+        QueryFingerprint::new("default", ResourceKind::User, Some(&f), None)
+    }
+
+    fn codec() -> CursorCodec {
+        CursorCodec::new(
+            &CursorKey::new(b"0123456789abcdef0123456789abcdef".to_vec()),
+            Duration::from_secs(600),
+        )
+    }
+
+    fn position() -> CursorPosition {
+        CursorPosition {
+            key: json!("Bärbel \"quoted\""),
+            id: "2819c223-7f76-453a-919d-413861904646".into(),
+            backward: true,
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_as_url_safe_tokens() {
+        let fp = fingerprint("userName sw \"J\"");
+        let token = codec().encode_at(&position(), &fp, T0);
+        assert!(
+            token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{token}"
+        );
+        assert_eq!(codec().decode_at(&token, &fp, T0).unwrap(), position());
+        // Spelling of the filter does not matter once resolved.
+        assert_eq!(
+            codec()
+                .decode_at(&token, &fingerprint("USERNAME SW \"J\""), T0)
+                .unwrap(),
+            position()
+        );
+    }
+
+    #[test]
+    fn tampered_cursors_are_invalid() {
+        let fp = fingerprint("userName sw \"J\"");
+        let token = codec().encode_at(&position(), &fp, T0);
+        for i in 0..token.len() {
+            let mut bytes = token.clone().into_bytes();
+            bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(bytes).unwrap();
+            let e = codec().decode_at(&tampered, &fp, T0).unwrap_err();
+            assert_eq!(err_type(e), "invalidCursor", "byte {i}");
+        }
+        for garbage in [
+            "x",
+            "!!!!",
+            "AAAA",
+            &"A".repeat(MAX_CURSOR_LEN + 1),
+            &token[..token.len() - 1],
+        ] {
+            let e = codec().decode_at(garbage, &fp, T0).unwrap_err();
+            assert_eq!(err_type(e), "invalidCursor");
+        }
+        let other_key = CursorCodec::new(
+            &CursorKey::new(b"another key".to_vec()),
+            Duration::from_secs(600),
+        );
+        assert_eq!(
+            err_type(other_key.decode_at(&token, &fp, T0).unwrap_err()),
+            "invalidCursor"
+        );
+    }
+
+    #[test]
+    fn cursors_of_another_query_are_invalid() {
+        let token = codec().encode_at(&position(), &fingerprint("userName sw \"J\""), T0);
+        let e = codec()
+            .decode_at(&token, &fingerprint("userName sw \"K\""), T0)
+            .unwrap_err();
+        assert_eq!(err_type(e), "invalidCursor");
+        let reg = SchemaRegistry::new();
+        let rt = reg.resource_type(ResourceKind::User);
+        let sort = parse_sort(rt, Some("userName"), None).unwrap();
+        for fp in [
+            QueryFingerprint::new("default", ResourceKind::User, None, None),
+            QueryFingerprint::new("default", ResourceKind::User, None, sort.as_ref()),
+            QueryFingerprint::new("other", ResourceKind::User, None, None),
+            QueryFingerprint::new("default", ResourceKind::Group, None, None),
+        ] {
+            let t = codec().encode_at(&position(), &fp, T0);
+            assert_eq!(codec().decode_at(&t, &fp, T0).unwrap(), position());
+            let foreign = QueryFingerprint::new(
+                "default",
+                ResourceKind::User,
+                None,
+                Some(&Sort {
+                    path: AttrPath::new("userName"),
+                    descending: true,
+                }),
+            );
+            assert_eq!(
+                err_type(codec().decode_at(&t, &foreign, T0).unwrap_err()),
+                "invalidCursor"
+            );
+        }
+    }
+
+    #[test]
+    fn cursors_expire_after_the_timeout() {
+        let fp = fingerprint("userName pr");
+        let token = codec().encode_at(&position(), &fp, T0);
+        let just_in_time = T0 + time::Duration::seconds(600);
+        assert!(codec().decode_at(&token, &fp, just_in_time).is_ok());
+        let late = T0 + time::Duration::seconds(601);
+        assert_eq!(
+            err_type(codec().decode_at(&token, &fp, late).unwrap_err()),
+            "expiredCursor"
+        );
+    }
+
+    #[test]
+    fn cursor_count_must_be_between_one_and_the_maximum() {
+        let c = cfg();
+        let fp = fingerprint("userName pr");
+        let codec = c.codec();
+        let page = |n: Option<&str>| c.cursor_page(&codec, "", n, &fp, T0);
+        assert_eq!(
+            page(None).unwrap(),
+            Page::Cursor {
+                position: None,
+                count: 10
+            }
+        );
+        assert_eq!(
+            page(Some("50")).unwrap(),
+            Page::Cursor {
+                position: None,
+                count: 50
+            }
+        );
+        for bad in ["0", "-1", "51", "ten"] {
+            assert_eq!(
+                err_type(page(Some(bad)).unwrap_err()),
+                "invalidCount",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn page_params_choose_the_pagination_method() {
+        let c = cfg();
+        let fp = fingerprint("userName pr");
+        let p = |start_index, count, cursor| {
+            c.page(
+                PageParams {
+                    start_index,
+                    count,
+                    cursor,
+                },
+                &fp,
+                T0,
+            )
+        };
+        assert_eq!(
+            p(None, None, None).unwrap(),
+            Page::Index {
+                start_index: 1,
+                count: 10
+            }
+        );
+        assert_eq!(
+            p(None, Some("5"), Some("")).unwrap(),
+            Page::Cursor {
+                position: None,
+                count: 5
+            }
+        );
+        let token = c.codec().encode_at(&position(), &fp, T0);
+        assert_eq!(
+            p(None, None, Some(&token)).unwrap(),
+            Page::Cursor {
+                position: Some(position()),
+                count: 10
+            }
+        );
+        assert_eq!(
+            err_type(p(Some("1"), None, Some("")).unwrap_err()),
+            "invalidValue"
+        );
+        assert_eq!(
+            err_type(p(None, None, Some("nope")).unwrap_err()),
+            "invalidCursor"
+        );
+    }
+
+    #[test]
+    fn list_response_follows_rfc_shapes() {
+        let r = list_response(
+            7,
+            vec![],
+            ListPaging::Index {
+                start_index: 1,
+                count: 0,
+            },
+        );
+        assert_eq!(
+            r,
+            json!({"schemas": [LIST_RESPONSE_SCHEMA], "totalResults": 7})
+        );
+        let r = list_response(
+            7,
+            vec![json!({"id": "a"})],
+            ListPaging::Index {
+                start_index: 3,
+                count: 1,
+            },
+        );
+        assert_eq!(
+            r,
+            json!({"schemas": [LIST_RESPONSE_SCHEMA], "totalResults": 7, "itemsPerPage": 1,
+                   "startIndex": 3, "Resources": [{"id": "a"}]})
+        );
+        let r = list_response(
+            0,
+            vec![],
+            ListPaging::Index {
+                start_index: 1,
+                count: 10,
+            },
+        );
+        assert_eq!(r["Resources"], json!([]));
+        let r = list_response(
+            7,
+            vec![json!({"id": "a"})],
+            ListPaging::Cursor {
+                next: Some("n".into()),
+                previous: None,
+            },
+        );
+        assert_eq!(
+            r,
+            json!({"schemas": [LIST_RESPONSE_SCHEMA], "totalResults": 7, "itemsPerPage": 1,
+                   "nextCursor": "n", "Resources": [{"id": "a"}]})
+        );
+    }
+
+    #[test]
+    fn secrets_never_reach_debug_output() {
+        let c = PagingConfig {
+            cursor_key: CursorKey::new(b"supersecret".to_vec()),
+            ..PagingConfig::default()
+        };
+        assert!(!format!("{c:?}").contains("supersecret"));
+        assert!(!format!("{:?}", c.codec()).contains("supersecret"));
+        let spc = c.service_provider_config(true);
+        assert_eq!(spc["cursorTimeout"], 600);
+        assert_eq!(spc["maxPageSize"], 1000);
+    }
+}
