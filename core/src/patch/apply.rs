@@ -9,7 +9,7 @@ use super::parse::{expand_pathless, in_operation, push_extension};
 use super::{PatchOp, PatchOpKind, PatchOutcome, PatchRequest};
 use crate::error::ScimError;
 use crate::filter::{CompValue, CompareOp, Filter, matches_value};
-use crate::normalize::{validate, values_equal};
+use crate::normalize::{normalize_value, validate, values_equal};
 use crate::resource::{Resource, parse_time};
 use crate::schema::{AttrType, AttributeDef, Mutability, ResourceKind, ResourceTypeDef};
 use serde_json::{Map, Value};
@@ -73,6 +73,7 @@ fn apply_op(
         )));
     }
     let target = Target {
+        rt,
         def,
         filter: path.filter.as_ref(),
         sub,
@@ -185,6 +186,8 @@ fn is_assigned(v: &Value) -> bool {
 
 /// The resolved target of one operation.
 struct Target<'a> {
+    /// The resource type.
+    rt: &'a ResourceTypeDef,
     /// The top-level attribute.
     def: &'a AttributeDef,
     /// The value filter.
@@ -252,7 +255,7 @@ impl Target<'_> {
             _ => Map::new(),
         };
         merge(def, &mut obj, v)?;
-        Ok(Some(Value::Object(obj)))
+        self.renormalized(obj)
     }
 
     /// A sub-attribute of a single-valued complex attribute (`name.givenName`).
@@ -273,7 +276,18 @@ impl Target<'_> {
             }
             _ => remove_sub(self.def, sub, &mut obj)?,
         }
-        Ok(Some(Value::Object(obj)))
+        self.renormalized(obj)
+    }
+
+    /// Canonicalizes and checks a complex value (or value of a multi-valued complex
+    /// attribute) after a merge or a sub-attribute change: the parts were canonical, the whole
+    /// must be too (e.g. `manager` needs its `value`, a member's `type` its canonical spelling).
+    fn renormalized(&self, obj: Map<String, Value>) -> Result<Option<Value>, ScimError> {
+        if obj.is_empty() {
+            return Ok(None);
+        }
+        let v = normalize_value(self.rt, self.def, &Value::Object(obj), false)?;
+        Ok((!v.is_null()).then_some(v))
     }
 
     /// A multi-valued attribute without filter: add values (no duplicates), replace all
@@ -385,8 +399,10 @@ impl Target<'_> {
                     Some(sub) => set(&mut element, &sub.name, Some(v.clone())),
                     None => merge(def, &mut element, v)?,
                 }
-                list.push(Value::Object(element));
-                touched.push(true);
+                if let Some(element) = self.renormalized(element)? {
+                    list.push(element);
+                    touched.push(true);
+                }
             }
             PatchOpKind::Add | PatchOpKind::Replace => {
                 for &i in &matched {
@@ -408,9 +424,13 @@ impl Target<'_> {
                         (None, None) => {}
                     }
                     // An emptied value is removed as a whole, which is not a change in place.
-                    if !after.is_empty() {
-                        check_immutable_subs(def, before, &after)?;
-                    }
+                    let after = match self.renormalized(after)? {
+                        Some(Value::Object(after)) => {
+                            check_immutable_subs(def, before, &after)?;
+                            after
+                        }
+                        _ => Map::new(),
+                    };
                     list[i] = Value::Object(after);
                     touched[i] = true;
                 }

@@ -5,7 +5,7 @@ use crate::error::ScimError;
 use crate::filter::Filter;
 use crate::normalize::normalize_value;
 use crate::path::{AttrPath, MAX_PATH_LEN, is_attr_name, starts_with_urn};
-use crate::schema::{AttributeDef, Extension, Mutability, ResourceTypeDef};
+use crate::schema::{AttrType, AttributeDef, Extension, Mutability, ResourceTypeDef};
 use serde_json::{Map, Value};
 
 /// Parses the whole message.
@@ -129,10 +129,10 @@ fn parse_op(rt: &ResourceTypeDef, op: &Value, out: &mut Vec<PatchOp>) -> Result<
                             && t.sub.is_none()
                             && !is_unassigned(v) =>
                     {
-                        Some(t.normalize(rt, v)?)
+                        Some(t.normalize(rt, op_kind, v)?)
                     }
                     (PatchOpKind::Remove, _) => None,
-                    (_, Some(v)) => Some(t.normalize(rt, v)?),
+                    (_, Some(v)) => Some(t.normalize(rt, op_kind, v)?),
                     (_, None) => None,
                 };
                 out.push(PatchOp {
@@ -144,6 +144,42 @@ fn parse_op(rt: &ResourceTypeDef, op: &Value, out: &mut Vec<PatchOp>) -> Result<
             }
         },
     }
+}
+
+/// Canonicalizes the sub-attributes a merge value names: canonical names, types checked,
+/// readOnly ones dropped, `null` kept (it unassigns the sub-attribute). A non-object (e.g. a
+/// bare string for `manager`) is a whole value and goes through
+/// [`normalize_value`] as such.
+fn normalize_partial(
+    rt: &ResourceTypeDef,
+    def: &AttributeDef,
+    v: &Value,
+) -> Result<Value, ScimError> {
+    let Value::Object(obj) = v else {
+        return normalize_value(rt, def, v, false);
+    };
+    let mut out = Map::new();
+    for (k, sv) in obj {
+        let sub = def.sub_attribute(k).ok_or_else(|| {
+            ScimError::invalid_syntax(format!("Unknown attribute \"{}.{k}\"", def.name))
+        })?;
+        if sub.mutability == Mutability::ReadOnly {
+            continue;
+        }
+        if out.contains_key(&sub.name) {
+            return Err(ScimError::invalid_syntax(format!(
+                "Attribute {}.{} is given more than once",
+                def.name, sub.name
+            )));
+        }
+        let nv = if sv.is_null() {
+            Value::Null
+        } else {
+            normalize_value(rt, sub, sv, sub.multi_valued)?
+        };
+        out.insert(sub.name.clone(), nv);
+    }
+    Ok(Value::Object(out))
 }
 
 /// Whether a value is unassigned in the sense of RFC 7643 §2.5.
@@ -189,7 +225,16 @@ impl AttrTarget<'_> {
     /// Canonicalizes an operation value for this target. A value for a whole multi-valued
     /// attribute may be an array or one value (RFC 7644 §3.5.2.1: "a new value is added"); a
     /// value for the values a filter selects is one value (a one-element array is unwrapped).
-    fn normalize(&self, rt: &ResourceTypeDef, v: &Value) -> Result<Value, ScimError> {
+    /// A value that is merged into an existing complex value (`add`/`replace` of a
+    /// single-valued complex attribute, `add` to filtered values) may name only some
+    /// sub-attributes, so it is canonicalized sub-attribute by sub-attribute; the merged
+    /// result is checked as a whole when the operation is applied.
+    fn normalize(
+        &self,
+        rt: &ResourceTypeDef,
+        op: PatchOpKind,
+        v: &Value,
+    ) -> Result<Value, ScimError> {
         if v.is_null() {
             return Ok(Value::Null);
         }
@@ -197,8 +242,15 @@ impl AttrTarget<'_> {
             return normalize_value(rt, sub, v, sub.multi_valued);
         }
         let def = self.attr;
+        let merged = def.attr_type == AttrType::Complex
+            && op != PatchOpKind::Remove
+            && (!def.multi_valued || (op == PatchOpKind::Add && self.filter.is_some()));
         if !def.multi_valued {
-            return normalize_value(rt, def, v, false);
+            return if merged {
+                normalize_partial(rt, def, v)
+            } else {
+                normalize_value(rt, def, v, false)
+            };
         }
         let single = match v {
             Value::Array(items) if self.filter.is_some() && items.len() == 1 => &items[0],
@@ -207,7 +259,11 @@ impl AttrTarget<'_> {
             }
             other => other,
         };
-        let one = normalize_value(rt, def, single, false)?;
+        let one = if merged {
+            normalize_partial(rt, def, single)?
+        } else {
+            normalize_value(rt, def, single, false)?
+        };
         Ok(match (self.filter.is_some(), one) {
             (_, Value::Null) => Value::Null,
             (true, one) => one,
@@ -425,7 +481,7 @@ fn push_keyed(
     if target.read_only().is_some() {
         return Ok(());
     }
-    let value = target.normalize(rt, v).map_err(|e| ScimError {
+    let value = target.normalize(rt, op, v).map_err(|e| ScimError {
         detail: format!("{key}: {}", e.detail),
         ..e
     })?;
