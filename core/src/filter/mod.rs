@@ -63,7 +63,7 @@ mod parser;
 mod proptests;
 mod resolve;
 
-pub use eval::{compare_values, matches, matches_value};
+pub use eval::{compare_values, fold_case, matches, matches_value};
 pub use parser::ParseOptions;
 
 use crate::path::AttrPath;
