@@ -844,6 +844,7 @@ pub fn add_refs(json: &mut Value, kind: ResourceKind, base: &str) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

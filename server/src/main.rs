@@ -1,2 +1,6 @@
-//! The `scimd` binary. (Being written.)
-fn main() {}
+//! The `scimd` binary; see [`scimd_server::cli`].
+#![forbid(unsafe_code)]
+
+fn main() -> std::process::ExitCode {
+    scimd_server::cli::main()
+}

@@ -1,0 +1,517 @@
+//! The configuration: built-in defaults → `scimd.toml` → `SCIMD_*` environment variables.
+//!
+//! Every struct denies unknown keys, so a typo is an error that names the key. Defaults live in
+//! `#[serde(default)]` rather than in a figment defaults layer: a defaults layer would merge the
+//! default backend's fields into whatever backend the file chooses and break extraction.
+//! Environment variables use `__` for nesting (`SCIMD_SERVER__LISTEN`); a `SCIMD_*` variable that
+//! names no key is reported as a warning and ignored rather than failing the start.
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use scimd_backend_memory::MemoryBackend;
+use scimd_core::schema::{ResourceKind, Schema, SchemaRegistry};
+use scimd_core::state::{MemoryStateStore, StateStore};
+use scimd_core::{Backend, service::PagingConfig};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The environment variable that names the configuration file.
+pub const CONFIG_ENV: &str = "SCIMD_CONFIG";
+/// The prefix of configuration environment variables.
+pub const ENV_PREFIX: &str = "SCIMD_";
+/// The file read from the working directory when neither `--config` nor `SCIMD_CONFIG` is set.
+pub const DEFAULT_CONFIG_FILE: &str = "scimd.toml";
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The HTTP listener, limits and the public URL.
+    pub server: ServerConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Where state shared by all replicas (bearer tokens) is kept.
+    pub state: StateConfig,
+    /// The backend of every source that does not name its own.
+    pub backend: BackendConfig,
+    /// List paging limits.
+    pub paging: PagingSection,
+    /// Bulk limits (advertised in `/ServiceProviderConfig` and enforced).
+    pub bulk: BulkConfig,
+    /// The sources (tenants). Each is served at `/scim/{slug}/v2` with its own tokens.
+    pub sources: Vec<SourceConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            log: LogConfig::default(),
+            state: StateConfig::default(),
+            backend: BackendConfig::default(),
+            paging: PagingSection::default(),
+            bulk: BulkConfig::default(),
+            sources: vec![SourceConfig::named("default")],
+        }
+    }
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The address to listen on (`host:port`; port 0 picks a free port).
+    pub listen: String,
+    /// The externally visible base URL (e.g. `https://scim.example.com`), used for `Location`,
+    /// `meta.location` and `$ref`. When unset, it is derived from each request's `Host`.
+    pub public_url: Option<String>,
+    /// Whether to trust `X-Forwarded-Proto` and `X-Forwarded-Host` when deriving URLs (only
+    /// behind a proxy that sets them).
+    pub trust_forwarded_headers: bool,
+    /// The directory for embedded data (the SQLite file of the default setup).
+    pub data_dir: PathBuf,
+    /// The largest request body accepted, in bytes (Bulk has its own `bulk.max_payload_size`).
+    pub max_body_bytes: u64,
+    /// Seconds a request may take before it is answered with 503.
+    pub request_timeout_secs: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    pub shutdown_timeout_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            public_url: None,
+            trust_forwarded_headers: false,
+            data_dir: PathBuf::from("scimd-data"),
+            max_body_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            shutdown_timeout_secs: 30,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter (`info`, `scimd_server=debug,info`); `RUST_LOG` overrides it.
+    pub level: String,
+    /// `text` (human-readable) or `json` (one object per line).
+    pub format: LogFormat,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[state]`: the store of bearer tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum StateConfig {
+    /// Process memory: tokens are lost on restart and not shared between replicas. The default
+    /// until the SQL state store is available.
+    #[default]
+    Memory,
+}
+
+impl StateConfig {
+    /// Opens the state store.
+    pub async fn build(&self, _data_dir: &Path) -> anyhow::Result<Arc<dyn StateStore>> {
+        match self {
+            StateConfig::Memory => Ok(Arc::new(MemoryStateStore::default())),
+        }
+    }
+
+    /// Whether tokens outlive the process (and are shared with other processes).
+    pub fn is_persistent(&self) -> bool {
+        match self {
+            StateConfig::Memory => false,
+        }
+    }
+}
+
+/// A backend: `backend = { type = "memory" }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum BackendConfig {
+    /// The in-memory backend: fast, nothing survives a restart.
+    #[default]
+    Memory,
+}
+
+impl BackendConfig {
+    /// Builds the backend for the sources that use it, each with its schema registry.
+    pub async fn build(
+        &self,
+        sources: &[(String, Arc<SchemaRegistry>)],
+    ) -> anyhow::Result<Arc<dyn Backend>> {
+        match self {
+            BackendConfig::Memory => {
+                let mut b = MemoryBackend::new(Arc::new(SchemaRegistry::new()));
+                for (slug, reg) in sources {
+                    b = b.with_source_schemas(slug.clone(), reg.clone());
+                }
+                Ok(Arc::new(b))
+            }
+        }
+    }
+}
+
+/// `[paging]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PagingSection {
+    /// The page size when a request gives no `count`.
+    pub default_count: u64,
+    /// The largest page size; larger `count`s are reduced to it.
+    pub max_count: u64,
+}
+
+impl Default for PagingSection {
+    fn default() -> Self {
+        let p = PagingConfig::default();
+        PagingSection {
+            default_count: p.default_count,
+            max_count: p.max_count,
+        }
+    }
+}
+
+/// `[bulk]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BulkConfig {
+    /// The most operations one Bulk request may carry (`maxOperations`); more → 413.
+    pub max_operations: u64,
+    /// The largest Bulk request body in bytes (`maxPayloadSize`); larger → 413.
+    pub max_payload_size: u64,
+}
+
+impl Default for BulkConfig {
+    fn default() -> Self {
+        BulkConfig {
+            max_operations: 1000,
+            max_payload_size: 1024 * 1024,
+        }
+    }
+}
+
+/// `[[sources]]`: one tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// The URL segment: `/scim/{slug}/v2`. Letters, digits, `-` and `_`.
+    pub slug: String,
+    /// This source's backend; the top-level `backend` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<BackendConfig>,
+    /// What a successful PATCH answers: `resource` (200 with the resource) or `no_content`
+    /// (204, for clients that expect it).
+    #[serde(default)]
+    pub patch_response: PatchResponse,
+    /// Custom schema extensions of this source's resource types.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<ExtensionConfig>,
+}
+
+impl SourceConfig {
+    /// A source with defaults.
+    pub fn named(slug: &str) -> Self {
+        SourceConfig {
+            slug: slug.into(),
+            backend: None,
+            patch_response: PatchResponse::default(),
+            extensions: Vec::new(),
+        }
+    }
+
+    /// The schema registry: the built-in schemas plus this source's extensions.
+    pub fn registry(&self, config_dir: &Path) -> anyhow::Result<SchemaRegistry> {
+        let mut reg = SchemaRegistry::new();
+        for ext in &self.extensions {
+            let json = match (&ext.file, &ext.definition) {
+                (Some(file), None) => {
+                    let path = config_dir.join(file);
+                    let text = std::fs::read_to_string(&path).with_context(|| {
+                        format!("while reading extension schema {}", path.display())
+                    })?;
+                    serde_json::from_str::<Value>(&text).with_context(|| {
+                        format!("extension schema {} is not valid JSON", path.display())
+                    })?
+                }
+                (None, Some(def)) => def.clone(),
+                _ => bail!(
+                    "source {}: an extension needs exactly one of `file` or `definition`",
+                    self.slug
+                ),
+            };
+            let kind = ResourceKind::parse(&ext.resource_type).with_context(|| {
+                format!(
+                    "source {}: unknown resource_type {:?} (User or Group)",
+                    self.slug, ext.resource_type
+                )
+            })?;
+            let schema = Schema::from_json(&json)
+                .map_err(|e| anyhow::anyhow!("source {}: {}", self.slug, e.detail))?;
+            reg.add_extension(kind, schema, ext.required)
+                .map_err(|e| anyhow::anyhow!("source {}: {}", self.slug, e.detail))?;
+        }
+        Ok(reg)
+    }
+}
+
+/// What a successful PATCH answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PatchResponse {
+    /// 200 with the updated resource (RFC 7644 §3.5.2 allows either).
+    #[default]
+    Resource,
+    /// 204 without a body.
+    NoContent,
+}
+
+/// A custom schema extension (RFC 7643 §7 JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionConfig {
+    /// The resource type it extends: `User` or `Group`.
+    pub resource_type: String,
+    /// A JSON file with the schema (relative to the configuration file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// The schema inline, as a table in the RFC 7643 §7 shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<Value>,
+    /// Whether every resource of the type must carry the extension.
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// A loaded configuration and what loading it noticed.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// The file read, if any.
+    pub file: Option<PathBuf>,
+    /// Warnings (unknown `SCIMD_*` variables).
+    pub warnings: Vec<String>,
+}
+
+impl Loaded {
+    /// The directory relative paths in the file are resolved against.
+    pub fn config_dir(&self) -> PathBuf {
+        self.file
+            .as_ref()
+            .and_then(|f| f.parent())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+}
+
+/// Loads the configuration: `explicit` (from `--config`), else `SCIMD_CONFIG`, else
+/// `./scimd.toml` when it exists, else nothing; then `SCIMD_*` variables from `env`.
+pub fn load(explicit: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Loaded> {
+    let env_file = env
+        .iter()
+        .find(|(k, _)| k == CONFIG_ENV)
+        .map(|(_, v)| PathBuf::from(v));
+    let file = match explicit.map(Path::to_path_buf).or(env_file) {
+        Some(p) => {
+            if !p.is_file() {
+                bail!("configuration file {} does not exist", p.display());
+            }
+            Some(p)
+        }
+        None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
+    };
+    let mut figment = Figment::new();
+    if let Some(f) = &file {
+        figment = figment.merge(Toml::file_exact(f));
+    }
+    // `SCIMD_*` variables, minus those that name no key: they are warned about and dropped,
+    // one round per unknown key the extraction reports.
+    let mut vars: Vec<(String, String, figment::value::Value)> = Vec::new();
+    let mut warnings = Vec::new();
+    for (name, value) in env {
+        let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if name == CONFIG_ENV || rest.is_empty() {
+            continue;
+        }
+        let key = rest.to_ascii_lowercase().replace("__", ".");
+        if key.split('.').any(str::is_empty) {
+            warnings.push(format!(
+                "ignoring environment variable {name}: malformed name"
+            ));
+            continue;
+        }
+        let parsed: figment::value::Value = value.parse().unwrap_or_else(|e| match e {});
+        vars.push((name.clone(), key, parsed));
+    }
+    let config: Config = loop {
+        let merged = vars.iter().fold(figment.clone(), |f, (_, k, v)| {
+            f.merge(Serialized::global(k, v.clone()))
+        });
+        let err = match merged.extract::<Config>() {
+            Ok(c) => break c,
+            Err(e) => e,
+        };
+        let unknown = unknown_keys(&err);
+        let before = vars.len();
+        vars.retain(|(name, key, _)| {
+            let hit = unknown
+                .iter()
+                .any(|u| key == u || key.starts_with(&format!("{u}.")));
+            if hit {
+                warnings.push(format!(
+                    "ignoring environment variable {name}: `{key}` is not a configuration key"
+                ));
+            }
+            !hit
+        });
+        if vars.len() == before {
+            bail!("invalid configuration: {err}");
+        }
+    };
+    config.validate()?;
+    Ok(Loaded {
+        config,
+        file,
+        warnings,
+    })
+}
+
+/// The dotted keys an extraction error reports as unknown.
+fn unknown_keys(e: &figment::Error) -> Vec<String> {
+    e.clone()
+        .into_iter()
+        .filter_map(|e| match &e.kind {
+            figment::error::Kind::UnknownField(field, _) => {
+                let mut path = e.path.clone();
+                path.push(field.clone());
+                Some(path.join("."))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+impl Config {
+    /// Checks what serde cannot: slugs, limits, duplicate sources.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.sources.is_empty() {
+            bail!("at least one source must be configured");
+        }
+        let mut seen = BTreeSet::new();
+        for s in &self.sources {
+            let valid = !s.slug.is_empty()
+                && s.slug.len() <= 64
+                && s.slug
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+            if !valid {
+                bail!(
+                    "source slug {:?} is invalid: use 1-64 letters, digits, '-' or '_'",
+                    s.slug
+                );
+            }
+            if !seen.insert(s.slug.to_ascii_lowercase()) {
+                bail!("source {:?} is configured twice", s.slug);
+            }
+        }
+        if self.paging.max_count == 0 || self.paging.default_count == 0 {
+            bail!("paging.default_count and paging.max_count must be at least 1");
+        }
+        if self.bulk.max_operations == 0 || self.bulk.max_payload_size == 0 {
+            bail!("bulk.max_operations and bulk.max_payload_size must be at least 1");
+        }
+        if self.server.max_body_bytes == 0 || self.server.request_timeout_secs == 0 {
+            bail!("server.max_body_bytes and server.request_timeout_secs must be at least 1");
+        }
+        if let Some(u) = &self.server.public_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            bail!("server.public_url must start with http:// or https://");
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML-like JSON with secrets (passwords in URLs, keys
+    /// named like secrets) redacted, for `scimd config check`.
+    pub fn redacted(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
+        redact(&mut v);
+        v
+    }
+}
+
+fn redact(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            for (k, val) in m.iter_mut() {
+                let key = k.to_ascii_lowercase();
+                if let Value::String(s) = val {
+                    if ["password", "secret", "token", "key"]
+                        .iter()
+                        .any(|w| key.contains(w))
+                    {
+                        *s = "<redacted>".into();
+                    } else if key.contains("url") {
+                        *s = redact_url(s);
+                    }
+                } else {
+                    redact(val);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(redact),
+        _ => {}
+    }
+}
+
+/// `postgres://user:pw@host/db` → `postgres://user:<redacted>@host/db`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:<redacted>@{host}{path}")
+            } else {
+                url.to_string()
+            }
+        }
+        None => url.to_string(),
+    }
+}
