@@ -1188,6 +1188,22 @@ mod tests {
     }
 
     #[test]
+    fn core_urn_object_and_urn_qualified_common_attributes_are_accepted() {
+        let out = user(json!({
+            "schemas": [USER],
+            "URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER": {"userName": "a", "Name.GivenName": "B"},
+            "urn:ietf:params:scim:schemas:core:2.0:User:EXTERNALID": "x",
+            "URN:IETF:PARAMS:SCIM:SCHEMAS:EXTENSION:ENTERPRISE:2.0:USER:Division": "d",
+        }))
+        .unwrap();
+        assert_eq!(
+            Value::Object(out),
+            json!({"externalId": "x", "userName": "a", "name": {"givenName": "B"},
+                   ENTERPRISE_USER: {"division": "d"}})
+        );
+    }
+
+    #[test]
     fn unambiguous_extension_names_move_under_their_urn() {
         let out = user(json!({"schemas": [USER], "userName": "a", "costCenter": "42"})).unwrap();
         assert_eq!(out[ENTERPRISE_USER], json!({"costCenter": "42"}));

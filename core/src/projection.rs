@@ -7,7 +7,8 @@
 //!   spaces around names are trimmed, names match case-insensitively, may be URN-qualified
 //!   (`urn:ietf:params:scim:schemas:core:2.0:User:userName`) or not, may name a sub-attribute
 //!   (`name.givenName`, `emails.value`), and a schema URN alone names every attribute of that
-//!   schema (the whole extension). Empty items (`a,,b`) are skipped.
+//!   schema (the whole extension). Empty items (`a,,b`) are skipped, and a parameter without
+//!   any name (`attributes=`) is treated as absent.
 //! - A syntactically invalid item is `invalidValue`. A well-formed name that the resource type
 //!   does not define is ignored: RFC 7644 is silent, identity providers send names of attributes
 //!   other servers have, and ignoring an unknown name cannot expose anything.
@@ -115,7 +116,11 @@ impl Projection {
         attributes: Option<&str>,
         excluded: Option<&str>,
     ) -> Result<Projection, ScimError> {
-        let attributes = attributes.map(|s| parse_list(rt, s)).transpose()?;
+        // `attributes=` with no names is no restriction, not "nothing but `id`".
+        let attributes = attributes
+            .filter(|s| s.split(',').any(|item| !item.trim().is_empty()))
+            .map(|s| parse_list(rt, s))
+            .transpose()?;
         let excluded = match excluded {
             Some(s) => parse_list(rt, s)?,
             None => Vec::new(),
@@ -340,14 +345,14 @@ fn parse_item(rt: &ResourceTypeDef, item: &str) -> Result<Option<Sel>, ScimError
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::resource::{Meta, Resource, Version, now};
+    use crate::resource::{Meta, Resource, Version};
     use crate::schema::{ENTERPRISE_USER, GROUP, Schema, SchemaRegistry, USER};
     use serde_json::json;
 
     const BASE: &str = "https://h/scim/s/v2";
 
     fn user_json(reg: &SchemaRegistry) -> Value {
-        let t = now();
+        let t = time::macros::datetime!(2025-01-01 00:00 UTC);
         let attrs = json!({
             "externalId": "x1",
             "userName": "bjensen",
@@ -501,6 +506,12 @@ mod tests {
         let rt = reg.resource_type(ResourceKind::User);
         let e = Projection::parse(rt, Some("emails[type eq \"work\"]"), None).unwrap_err();
         assert_eq!(e.scim_type.map(|t| t.as_str()), Some("invalidValue"));
+    }
+
+    #[test]
+    fn empty_attributes_parameter_is_no_restriction() {
+        assert_eq!(project(Some(" , "), None), project(None, None));
+        assert_eq!(project(Some(""), Some("")), project(None, None));
     }
 
     #[test]
