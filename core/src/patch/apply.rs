@@ -582,12 +582,18 @@ fn not_an_object(name: &str) -> ScimError {
     ))
 }
 
-/// Merges the sub-attributes of `v` into `obj`; a `null` sub-attribute unassigns it.
+/// Merges the sub-attributes of `v` into `obj`; a `null` sub-attribute unassigns it (a
+/// required one cannot be unassigned, RFC 7644 §3.5.2.2).
 fn merge(def: &AttributeDef, obj: &mut Map<String, Value>, v: &Value) -> Result<(), ScimError> {
     let patch = v.as_object().ok_or_else(|| not_an_object(&def.name))?;
     for (k, sv) in patch {
         if sv.is_null() {
-            obj.shift_remove(k);
+            match def.sub_attribute(k) {
+                Some(sub) => remove_sub(def, sub, obj)?,
+                None => {
+                    obj.shift_remove(k);
+                }
+            }
         } else {
             set(obj, k, Some(sv.clone()));
         }

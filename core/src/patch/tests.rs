@@ -604,6 +604,47 @@ fn remove_of_required_attribute_is_mutability() {
 }
 
 #[test]
+fn unassigning_a_required_sub_attribute_by_null_is_mutability() {
+    let mut r = babs();
+    r.attrs
+        .insert(ENTERPRISE_USER.into(), json!({"manager": {"value": U2}}));
+    assert_eq!(
+        failure(
+            &r,
+            json!([{"op": "replace", "path": format!("{ENTERPRISE_USER}:manager"),
+                    "value": {"value": null}}])
+        ),
+        Some(ScimType::Mutability)
+    );
+}
+
+#[test]
+fn large_group_member_changes_stay_linear() {
+    let members: Vec<Value> = (0..100_000)
+        .map(|i| json!({"value": format!("user-{i}"), "type": "User"}))
+        .collect();
+    let g = group(json!({"displayName": "All", "members": members}));
+    let started = std::time::Instant::now();
+    let out = applied(
+        &g,
+        json!([{"op": "add", "path": "members", "value": [{"value": "user-5"}, {"value": "new"}]},
+               {"op": "remove", "path": "members", "value": [{"value": "user-7"}]},
+               {"op": "remove", "path": "members[value eq \"user-9\" or value eq \"user-11\"]"}]),
+    );
+    let ids = member_ids(&out);
+    assert_eq!(ids.len(), 100_000 - 3 + 1);
+    assert_eq!(ids.last(), Some(&"new"));
+    assert!(!ids.contains(&"user-7") && !ids.contains(&"user-9"));
+    // Quadratic work would take minutes here; linear work takes well under a second even
+    // unoptimized on a busy machine.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
 fn null_value_unassigns_a_single_valued_attribute() {
     let out = applied(
         &babs(),
