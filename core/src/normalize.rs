@@ -600,7 +600,7 @@ fn merge_dotted(
         return Ok(whole.unwrap_or(Value::Null));
     }
     if def.attr_type != AttrType::Complex || def.multi_valued {
-        let (sub, _) = &subs[0];
+        let sub = subs.first().map(|(s, _)| s.as_str()).unwrap_or_default();
         return Err(ScimError::invalid_syntax(format!(
             "{path}.{sub} cannot be set on its own: {path} is {}",
             if def.multi_valued {
@@ -1217,6 +1217,30 @@ mod tests {
         let r = user(json!({"schemas": [USER], "userName": "a",
             "name": {"givenName": "x"}, "name.GivenName": "y"}));
         assert_eq!(err_type(r), "invalidSyntax");
+    }
+
+    #[test]
+    fn dotted_keys_need_a_single_valued_complex_parent() {
+        let r = user(json!({"schemas": [USER], "userName": "a", "emails.value": "a@b"}));
+        assert_eq!(err_type(r), "invalidSyntax");
+        let r = user(json!({"schemas": [USER], "userName": "a", "displayName.x": "y"}));
+        assert_eq!(err_type(r), "invalidSyntax");
+    }
+
+    #[test]
+    fn deeply_nested_input_is_rejected_without_recursing_into_it() {
+        let mut deep = json!("leaf");
+        for _ in 0..1000 {
+            deep = json!({ "givenName": deep });
+        }
+        let r = user(json!({"schemas": [USER], "userName": "a", "name": deep}));
+        assert_eq!(err_type(r), "invalidValue");
+        let mut deep = json!(1);
+        for _ in 0..1000 {
+            deep = json!([deep]);
+        }
+        let r = user(json!({"schemas": [USER], "userName": "a", "emails": deep}));
+        assert_eq!(err_type(r), "invalidValue");
     }
 
     #[test]
