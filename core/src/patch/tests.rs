@@ -878,6 +878,102 @@ fn changing_an_immutable_sub_attribute_in_place_is_mutability() {
     );
 }
 
+const ACME: &str = "urn:example:params:scim:schemas:extension:acme:2.0:User";
+
+/// A registry with a custom User extension: an immutable badge number, multi-valued complex
+/// sites with case-exact codes, and multi-valued simple tags.
+fn acme_registry() -> Arc<SchemaRegistry> {
+    let schema = crate::schema::Schema::from_json(&json!({
+        "id": ACME,
+        "name": "AcmeUser",
+        "attributes": [
+            {"name": "badge", "type": "integer", "mutability": "immutable"},
+            {"name": "sites", "type": "complex", "multiValued": true, "subAttributes": [
+                {"name": "code", "type": "string", "caseExact": true},
+                {"name": "primary", "type": "boolean"}
+            ]},
+            {"name": "tags", "type": "string", "multiValued": true}
+        ]
+    }))
+    .unwrap();
+    let mut reg = SchemaRegistry::new();
+    reg.add_extension(ResourceKind::User, schema, false)
+        .unwrap();
+    Arc::new(reg)
+}
+
+fn acme_apply(r: &Resource, ops: Value) -> Result<PatchOutcome, ScimError> {
+    PatchRequest::parse(&body(ops), acme_registry(), ResourceKind::User)?.apply(r)
+}
+
+#[test]
+fn immutable_attribute_may_be_set_once_but_not_changed_or_removed() {
+    let r = user(json!({"userName": "x"}));
+    let set = acme_apply(&r, json!([{"op": "add", "path": "badge", "value": 7}])).unwrap();
+    assert_eq!(set.attrs[ACME], json!({"badge": 7}));
+    let r = user(json!({"userName": "x", ACME: {"badge": 7}}));
+    let same = acme_apply(&r, json!([{"op": "replace", "path": "badge", "value": 7}])).unwrap();
+    assert!(!same.changed);
+    for op in [
+        json!({"op": "replace", "path": "badge", "value": 8}),
+        json!({"op": "remove", "path": format!("{ACME}:badge")}),
+        json!({"op": "remove", "path": ACME}),
+    ] {
+        let err = acme_apply(&r, json!([op])).unwrap_err();
+        assert_eq!(err.scim_type, Some(ScimType::Mutability), "{op}");
+    }
+}
+
+#[test]
+fn value_filters_work_on_urn_qualified_extension_attributes() {
+    let r = user(json!({"userName": "x", ACME: {"sites": [
+        {"code": "a", "primary": true}, {"code": "b"}]}}));
+    let out = acme_apply(
+        &r,
+        json!([{"op": "replace", "path": format!("{ACME}:sites[code eq \"b\"].primary"), "value": true}]),
+    )
+    .unwrap();
+    assert_eq!(
+        out.attrs[ACME]["sites"],
+        json!([{"code": "a", "primary": false}, {"code": "b", "primary": true}])
+    );
+    // Codes are case-exact: "A" is not "a".
+    let err = acme_apply(
+        &r,
+        json!([{"op": "replace", "path": "sites[code eq \"A\"].primary", "value": true}]),
+    )
+    .unwrap_err();
+    assert_eq!(err.scim_type, Some(ScimType::NoTarget));
+    let out = acme_apply(
+        &r,
+        json!([{"op": "add", "path": "sites", "value": [{"code": "A"}, {"code": "a", "primary": true}]}]),
+    )
+    .unwrap();
+    assert_eq!(
+        out.attrs[ACME]["sites"],
+        json!([{"code": "a", "primary": true}, {"code": "b"}, {"code": "A"}])
+    );
+}
+
+#[test]
+fn multi_valued_simple_attributes_add_and_remove_values() {
+    let r = user(json!({"userName": "x", ACME: {"tags": ["red"]}}));
+    let out = acme_apply(
+        &r,
+        json!([{"op": "add", "path": "tags", "value": ["RED", "blue", "Blue"]}]),
+    )
+    .unwrap();
+    // Tags are case-insensitive strings.
+    assert_eq!(out.attrs[ACME]["tags"], json!(["red", "blue"]));
+    let out = acme_apply(
+        &r,
+        json!([{"op": "add", "path": "tags", "value": "green"},
+               {"op": "remove", "path": "tags", "value": ["Red"]}]),
+    )
+    .unwrap();
+    assert_eq!(out.attrs[ACME]["tags"], json!(["green"]));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Message errors
 // ---------------------------------------------------------------------------------------------
