@@ -1,8 +1,6 @@
 //! Tests of the PATCH engine: the RFC 7644 §3.5.2 examples, the shapes Microsoft Entra ID and
 //! Okta send, error cases, atomicity, membership deltas and properties over random input.
 
-#![allow(clippy::unwrap_used)]
-
 use super::*;
 use crate::error::ScimType;
 use crate::resource::{Meta, Version, now};
