@@ -14,19 +14,20 @@ use crate::backend::Backend;
 use crate::error::{BackendError, ScimError};
 use crate::filter::{Filter, compare_values};
 use crate::normalize::{self, WriteMode};
+use crate::paging::{
+    self, ListPaging, PageParams, PagingConfig, QueryFingerprint, parse_sort, sort_value,
+};
 use crate::patch::PatchRequest;
-use crate::path::AttrPath;
 use crate::projection::Projection;
-use crate::query::{Load, Page, Query, QueryPage, Sort};
-use crate::resource::{Resource, Version, format_time};
+use crate::query::{Load, Page, Query, QueryPage};
+use crate::resource::{Resource, Version};
 use crate::schema::{AttributeDef, ENTERPRISE_USER, ResourceKind, ResourceTypeDef, SchemaRegistry};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::cmp::Ordering;
 use std::fmt;
 use std::sync::Arc;
 
-/// The URN of the ListResponse message (RFC 7644 §3.4.2).
-pub const LIST_RESPONSE_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+pub use crate::paging::LIST_RESPONSE_SCHEMA;
 /// The URN of the SearchRequest message (RFC 7644 §3.4.3).
 pub const SEARCH_REQUEST_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
 
@@ -37,24 +38,6 @@ pub const REPLACE_RETRIES: usize = 16;
 /// The largest result window a root search (`/.search` over Users and Groups) will merge when
 /// sorting; beyond it the client must narrow the filter.
 pub const MAX_MERGE_WINDOW: u64 = 10_000;
-
-/// Paging limits of a source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PagingConfig {
-    /// The page size when the client gives no `count`.
-    pub default_count: u64,
-    /// The largest page size served; larger `count`s are clamped to it (RFC 7644 §3.4.2.4).
-    pub max_count: u64,
-}
-
-impl Default for PagingConfig {
-    fn default() -> Self {
-        PagingConfig {
-            default_count: 100,
-            max_count: 1000,
-        }
-    }
-}
 
 /// A conditional-request precondition from `If-Match` (RFC 7232 §3.1).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -233,13 +216,17 @@ impl fmt::Debug for Service {
 }
 
 impl Service {
-    /// A service for `source` over `backend`.
+    /// A service for `source` over `backend`. The maximum page size is lowered to what the
+    /// backend allows (`Capabilities::max_results`).
     pub fn new(
         source: impl Into<String>,
         backend: Arc<dyn Backend>,
         registry: Arc<SchemaRegistry>,
-        paging: PagingConfig,
+        mut paging: PagingConfig,
     ) -> Self {
+        let caps = backend.capabilities();
+        paging.max_page_size = paging.max_page_size.min(caps.max_results).max(1);
+        paging.default_page_size = paging.default_page_size.min(paging.max_page_size);
         Service {
             source: source.into(),
             backend,
@@ -263,16 +250,15 @@ impl Service {
         &self.backend
     }
 
-    /// The paging limits.
-    pub fn paging(&self) -> PagingConfig {
-        self.paging
+    /// The paging limits (the maximum page size already bounded by the backend).
+    pub fn paging(&self) -> &PagingConfig {
+        &self.paging
     }
 
-    /// The largest page served: the configured maximum, bounded by what the backend allows.
-    pub fn max_count(&self) -> u64 {
-        self.paging
-            .max_count
-            .min(self.backend.capabilities().max_results)
+    /// Whether RFC 9865 cursor paging is available (the backend supports it and a cursor key
+    /// is configured).
+    pub fn cursor_paging(&self) -> bool {
+        self.backend.capabilities().cursor_paging && !self.paging.cursor_key.is_empty()
     }
 
     fn rt(&self, kind: ResourceKind) -> &ResourceTypeDef {
@@ -441,16 +427,34 @@ impl Service {
             Some(f) if !f.trim().is_empty() => Some(Filter::parse(f)?.resolve(rt)?),
             _ => None,
         };
-        let sort = parse_sort(rt, params)?;
-        let (page, start_index) = self.page(params)?;
+        let sort = parse_sort(rt, params.sort_by.as_deref(), params.sort_order.as_deref())?;
+        let fingerprint = QueryFingerprint::new(&self.source, kind, filter.as_ref(), sort.as_ref());
+        let page = self.paging.page(
+            PageParams {
+                start_index: params.start_index.as_deref(),
+                count: params.count.as_deref(),
+                cursor: params.cursor.as_deref(),
+            },
+            &fingerprint,
+            time::OffsetDateTime::now_utc(),
+        )?;
+        if matches!(page, Page::Cursor { .. }) && !self.cursor_paging() {
+            return Err(ScimError::invalid_value(
+                "cursor paging is not supported by this source; use startIndex and count",
+            ));
+        }
         let count = page.count();
+        let index_start = match &page {
+            Page::Index { start_index, .. } => Some(*start_index),
+            Page::Cursor { .. } => None,
+        };
         let query = Query {
             filter,
             sort,
             page,
             load: projection.load(),
         };
-        let result = if count == 0 {
+        let result = if count == 0 && index_start.is_some() {
             self.count_only(kind, query).await?
         } else {
             self.backend.query(&self.source, kind, &query).await?
@@ -460,11 +464,23 @@ impl Service {
             .iter()
             .map(|r| self.render(base, r, &projection))
             .collect();
-        Ok(list_response(
+        let listing = match index_start {
+            Some(start_index) => ListPaging::Index { start_index, count },
+            None => {
+                let codec = self.paging.codec();
+                ListPaging::Cursor {
+                    next: result.next.as_ref().map(|p| codec.encode(p, &fingerprint)),
+                    previous: result
+                        .previous
+                        .as_ref()
+                        .map(|p| codec.encode(p, &fingerprint)),
+                }
+            }
+        };
+        Ok(paging::list_response(
             result.total_results,
-            start_index,
-            count,
             resources,
+            listing,
         ))
     }
 
@@ -481,8 +497,13 @@ impl Service {
             Some(f) if !f.trim().is_empty() => Some(Filter::parse(f)?),
             _ => None,
         };
-        let (page, start_index) = self.page(params)?;
-        let count = page.count();
+        let (start_index, count) = match self
+            .paging
+            .index_page(params.start_index.as_deref(), params.count.as_deref())?
+        {
+            Page::Index { start_index, count } => (start_index, count),
+            Page::Cursor { count, .. } => (1, count),
+        };
         // Per type: the resolved filter (None = this type cannot match), projection and sort.
         let mut plans = Vec::new();
         let mut first_error = None;
@@ -505,7 +526,7 @@ impl Service {
                 params.attributes.as_deref(),
                 params.excluded_attributes.as_deref(),
             )?;
-            let sort = parse_sort(rt, params)?;
+            let sort = parse_sort(rt, params.sort_by.as_deref(), params.sort_order.as_deref())?;
             plans.push((kind, filter, projection, sort));
         }
         if plans.is_empty() {
@@ -607,7 +628,11 @@ impl Service {
                 .map(|(_, _, v)| v)
                 .collect();
         }
-        Ok(list_response(total, start_index, count, rendered))
+        Ok(paging::list_response(
+            total,
+            rendered,
+            ListPaging::Index { start_index, count },
+        ))
     }
 
     /// Runs a query for its total only (`count=0`), loading no relations.
@@ -624,37 +649,6 @@ impl Service {
         let mut r = self.backend.query(&self.source, kind, &query).await?;
         r.resources.clear();
         Ok(r)
-    }
-
-    /// The page asked for, with RFC 7644 §3.4.2.4 clamping: `startIndex` < 1 is 1, a negative
-    /// `count` is 0, a `count` above the maximum is the maximum. Returns the page and the
-    /// effective `startIndex`.
-    fn page(&self, params: &ListParams) -> Result<(Page, u64), ScimError> {
-        let count = match params.count.as_deref().map(str::trim) {
-            None | Some("") => self.paging.default_count,
-            Some(c) => {
-                let n: i64 = c.parse().map_err(|_| {
-                    ScimError::invalid_value(format!("count must be an integer, not {c:?}"))
-                })?;
-                u64::try_from(n).unwrap_or(0)
-            }
-        }
-        .min(self.max_count());
-        let start_index = match params.start_index.as_deref().map(str::trim) {
-            None | Some("") => 1,
-            Some(s) => {
-                let n: i64 = s.parse().map_err(|_| {
-                    ScimError::invalid_value(format!("startIndex must be an integer, not {s:?}"))
-                })?;
-                u64::try_from(n).unwrap_or(1).max(1)
-            }
-        };
-        if params.cursor.is_some() {
-            return Err(ScimError::invalid_value(
-                "cursor paging is not enabled for this source",
-            ));
-        }
-        Ok((Page::Index { start_index, count }, start_index))
     }
 
     fn respond(
@@ -718,88 +712,6 @@ fn check_precondition(precondition: &Precondition, current: Version) -> Result<(
     }
 }
 
-/// Resolves `sortBy`/`sortOrder`. `sortOrder` alone is ignored, as RFC 7644 §3.4.2.3 ties it to
-/// `sortBy`.
-fn parse_sort(rt: &ResourceTypeDef, params: &ListParams) -> Result<Option<Sort>, ScimError> {
-    let descending = match params.sort_order.as_deref().map(str::trim) {
-        None | Some("") => false,
-        Some(o) if o.eq_ignore_ascii_case("ascending") => false,
-        Some(o) if o.eq_ignore_ascii_case("descending") => true,
-        Some(o) => {
-            return Err(ScimError::invalid_value(format!(
-                "sortOrder must be \"ascending\" or \"descending\", not {o:?}"
-            )));
-        }
-    };
-    let Some(by) = params
-        .sort_by
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    else {
-        return Ok(None);
-    };
-    let path = AttrPath::parse(by)?;
-    let resolved = rt.resolve(&path).ok_or_else(|| {
-        ScimError::invalid_value(format!("cannot sort by unknown attribute {by:?}"))
-    })?;
-    if resolved.target().attr_type == crate::schema::AttrType::Complex {
-        return Err(ScimError::invalid_value(format!(
-            "cannot sort by the complex attribute {by:?}"
-        )));
-    }
-    Ok(Some(Sort {
-        path: resolved.canonical_path(),
-        descending,
-    }))
-}
-
-/// The value a resource sorts by (for multi-valued attributes, the primary or first value).
-fn sort_value(resource: &Resource, path: &AttrPath) -> Option<Value> {
-    if path.urn.is_none() {
-        match (path.name.as_str(), path.sub.as_deref()) {
-            ("id", None) => return Some(Value::String(resource.id.clone())),
-            ("meta", Some("created")) => return Some(format_time(resource.meta.created).into()),
-            ("meta", Some("lastModified")) => {
-                return Some(format_time(resource.meta.last_modified).into());
-            }
-            ("meta", Some("resourceType")) => return Some(resource.kind.name().into()),
-            ("meta", Some("version")) => return Some(resource.meta.version.etag().into()),
-            _ => {}
-        }
-    }
-    let container = match &path.urn {
-        Some(urn) => resource.attrs.get(urn)?.as_object()?,
-        None => &resource.attrs,
-    };
-    let value = container.get(&path.name)?;
-    let value = match value {
-        Value::Array(items) => items
-            .iter()
-            .find(|v| v.get("primary") == Some(&Value::Bool(true)))
-            .or_else(|| items.first())?,
-        v => v,
-    };
-    match &path.sub {
-        Some(sub) => value.get(sub).filter(|v| !v.is_null()).cloned(),
-        None => (!value.is_null()).then(|| value.clone()),
-    }
-}
-
-/// A ListResponse (RFC 7644 §3.4.2). With `count=0` only `totalResults` is reported, as
-/// §3.4.2.4 asks.
-fn list_response(total: u64, start_index: u64, count: u64, resources: Vec<Value>) -> Value {
-    let mut out = Map::new();
-    out.insert("schemas".into(), json!([LIST_RESPONSE_SCHEMA]));
-    out.insert("totalResults".into(), json!(total));
-    out.insert("startIndex".into(), json!(start_index));
-    out.insert("itemsPerPage".into(), json!(resources.len()));
-    if count > 0 {
-        out.insert("Resources".into(), Value::Array(resources));
-    }
-    Value::Object(out)
-}
-
 /// Adds `$ref` URLs derived from the base URL: group `members` (by member `type`), user
 /// `groups` and the enterprise `manager`.
 pub fn add_refs(json: &mut Value, kind: ResourceKind, base: &str) {
@@ -847,6 +759,7 @@ pub fn add_refs(json: &mut Value, kind: ResourceKind, base: &str) {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn if_match_parses_star_lists_and_foreign_tags() {
@@ -904,16 +817,6 @@ mod tests {
     }
 
     #[test]
-    fn list_response_with_count_zero_reports_only_the_total() {
-        let r = list_response(7, 1, 0, vec![]);
-        assert_eq!(r["totalResults"], 7);
-        assert!(r.get("Resources").is_none());
-        let r = list_response(0, 1, 10, vec![]);
-        assert_eq!(r["Resources"], json!([]));
-        assert_eq!(r["itemsPerPage"], 0);
-    }
-
-    #[test]
     fn refs_follow_member_type_and_base_url() {
         let mut g = json!({"members": [
             {"value": "u1", "type": "User"},
@@ -934,31 +837,5 @@ mod tests {
             u[ENTERPRISE_USER]["manager"]["$ref"],
             "https://h/b/Users/m1"
         );
-    }
-
-    #[test]
-    fn sort_value_prefers_primary_and_reads_meta() {
-        let t = crate::resource::now();
-        let mut attrs = Map::new();
-        attrs.insert(
-            "emails".into(),
-            json!([{"value": "b@x"}, {"value": "a@x", "primary": true}]),
-        );
-        let r = Resource {
-            id: "i".into(),
-            kind: ResourceKind::User,
-            meta: crate::resource::Meta {
-                created: t,
-                last_modified: t,
-                version: Version(1),
-            },
-            attrs,
-        };
-        assert_eq!(
-            sort_value(&r, &AttrPath::with_sub("emails", "value")),
-            Some(json!("a@x"))
-        );
-        assert_eq!(sort_value(&r, &AttrPath::new("id")), Some(json!("i")));
-        assert_eq!(sort_value(&r, &AttrPath::new("userName")), None);
     }
 }

@@ -4,7 +4,7 @@
 use crate::config::{BackendConfig, Config, Loaded, PatchResponse};
 use crate::tokens::{self, Secret};
 use anyhow::Context;
-use scimd_core::service::{PagingConfig, Service};
+use scimd_core::service::Service;
 use scimd_core::state::StateStore;
 use scimd_core::{Backend, SchemaRegistry};
 use std::collections::BTreeMap;
@@ -64,10 +64,7 @@ impl App {
         config_dir: &Path,
         state: Arc<dyn StateStore>,
     ) -> anyhow::Result<Arc<App>> {
-        let paging = PagingConfig {
-            default_count: config.paging.default_count.min(config.paging.max_count),
-            max_count: config.paging.max_count,
-        };
+        let paging = config.paging.build()?;
         let mut registries = Vec::new();
         for s in &config.sources {
             let reg = s
@@ -109,7 +106,7 @@ impl App {
                 (None, Some(b)) => b.clone(),
                 (None, None) => BackendConfig::default().build(&[]).await?,
             };
-            let service = Service::new(slug.clone(), backend, reg, paging);
+            let service = Service::new(slug.clone(), backend, reg, paging.clone());
             sources.insert(
                 slug.clone(),
                 Arc::new(Source {

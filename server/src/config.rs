@@ -9,15 +9,19 @@
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Format, Serialized, Toml};
+use rand::TryRngCore;
+use rand::rngs::OsRng;
 use scimd_backend_memory::MemoryBackend;
+use scimd_core::Backend;
+use scimd_core::paging::{CursorKey, PagingConfig};
 use scimd_core::schema::{ResourceKind, Schema, SchemaRegistry};
 use scimd_core::state::{MemoryStateStore, StateStore};
-use scimd_core::{Backend, service::PagingConfig};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The environment variable that names the configuration file.
 pub const CONFIG_ENV: &str = "SCIMD_CONFIG";
@@ -180,22 +184,54 @@ impl BackendConfig {
 }
 
 /// `[paging]`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PagingSection {
-    /// The page size when a request gives no `count`.
+    /// The page size when a request gives no `count` (`defaultPageSize`).
     pub default_count: u64,
-    /// The largest page size; larger `count`s are reduced to it.
+    /// The largest page size (`maxPageSize`, `filter.maxResults`); larger `count`s are reduced
+    /// to it (index paging) or refused (cursor paging).
     pub max_count: u64,
+    /// Seconds an RFC 9865 cursor stays valid (`cursorTimeout`).
+    pub cursor_timeout_secs: u64,
+    /// The secret that authenticates cursors (at least 32 characters). Replicas serving the
+    /// same sources must share it; when unset, each process picks a random one, so a cursor
+    /// only works on the replica that issued it.
+    pub cursor_secret: Option<String>,
 }
 
 impl Default for PagingSection {
     fn default() -> Self {
         let p = PagingConfig::default();
         PagingSection {
-            default_count: p.default_count,
-            max_count: p.max_count,
+            default_count: p.default_page_size,
+            max_count: p.max_page_size,
+            cursor_timeout_secs: p.cursor_timeout.as_secs(),
+            cursor_secret: None,
         }
+    }
+}
+
+impl PagingSection {
+    /// The core paging configuration, with the configured or a random cursor key.
+    pub fn build(&self) -> anyhow::Result<PagingConfig> {
+        let key = match &self.cursor_secret {
+            Some(s) if s.len() >= 32 => CursorKey::new(s.as_bytes().to_vec()),
+            Some(_) => bail!("paging.cursor_secret must be at least 32 characters"),
+            None => {
+                let mut bytes = [0u8; 32];
+                OsRng
+                    .try_fill_bytes(&mut bytes)
+                    .map_err(|e| anyhow::anyhow!("no randomness for the cursor key: {e}"))?;
+                CursorKey::new(bytes.to_vec())
+            }
+        };
+        Ok(PagingConfig {
+            default_page_size: self.default_count.min(self.max_count),
+            max_page_size: self.max_count,
+            cursor_timeout: Duration::from_secs(self.cursor_timeout_secs),
+            cursor_key: key,
+        })
     }
 }
 
@@ -446,6 +482,9 @@ impl Config {
         }
         if self.paging.max_count == 0 || self.paging.default_count == 0 {
             bail!("paging.default_count and paging.max_count must be at least 1");
+        }
+        if self.paging.cursor_timeout_secs == 0 {
+            bail!("paging.cursor_timeout_secs must be at least 1");
         }
         if self.bulk.max_operations == 0 || self.bulk.max_payload_size == 0 {
             bail!("bulk.max_operations and bulk.max_payload_size must be at least 1");

@@ -10,7 +10,6 @@ use serde_json::{Value, json};
 /// The ServiceProviderConfig of a source.
 pub fn service_provider_config(app: &App, source: &Source, base: &str, docs: &str) -> Value {
     let caps = source.service.backend().capabilities();
-    let paging = source.service.paging();
     json!({
         "schemas": [SERVICE_PROVIDER_CONFIG],
         "documentationUri": docs,
@@ -20,18 +19,12 @@ pub fn service_provider_config(app: &App, source: &Source, base: &str, docs: &st
             "maxOperations": app.config.bulk.max_operations,
             "maxPayloadSize": app.config.bulk.max_payload_size,
         },
-        "filter": {"supported": caps.filter, "maxResults": source.service.max_count()},
+        "filter": {"supported": caps.filter, "maxResults": source.service.paging().max_page_size},
         "changePassword": {"supported": caps.change_password},
         "sort": {"supported": caps.sort},
         "etag": {"supported": caps.etag},
         // RFC 9865 §4: how the source pages.
-        "pagination": {
-            "cursor": false,
-            "index": true,
-            "defaultPaginationMethod": "index",
-            "defaultPageSize": paging.default_count,
-            "maxPageSize": source.service.max_count(),
-        },
+        "pagination": source.service.paging().service_provider_config(source.service.cursor_paging()),
         "authenticationSchemes": [{
             "type": "oauthbearertoken",
             "name": "Bearer token",
