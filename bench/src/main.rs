@@ -1,0 +1,3 @@
+//! The `scimd-bench` command.
+
+fn main() {}
