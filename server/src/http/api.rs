@@ -54,7 +54,14 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Authorized>
     let app = req.data::<Arc<App>>().cloned().ok_or_else(|| {
         ScimRejection::into_poem(ScimError::internal("application state missing"))
     })?;
-    let slug = req.raw_path_param("source").unwrap_or_default().to_string();
+    // The slug is read from the path itself: poem-openapi renames path parameters internally.
+    let slug = req
+        .uri()
+        .path()
+        .strip_prefix("/scim/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default()
+        .to_string();
     let refusal = match app.source(&slug) {
         None => Refusal::OtherSource,
         Some(source) => {

@@ -104,6 +104,32 @@ schema_names! {
     ErrorSchema = "Error";
 }
 
+/// Every component name the operations refer to. poem-openapi insists that referenced schemas
+/// are registered; these placeholders are replaced by the real schemas in
+/// [`crate::http::openapi::document`].
+const COMPONENTS: &[&str] = &[
+    UserSchema::NAME,
+    GroupSchema::NAME,
+    PatchOpSchema::NAME,
+    SearchRequestSchema::NAME,
+    ListResponseSchema::NAME,
+    BulkRequestSchema::NAME,
+    BulkResponseSchema::NAME,
+    SpcSchema::NAME,
+    ResourceTypeSchema::NAME,
+    SchemaSchema::NAME,
+    ErrorSchema::NAME,
+];
+
+fn register_components(registry: &mut Registry) {
+    for name in COMPONENTS {
+        registry
+            .schemas
+            .entry((*name).to_string())
+            .or_insert_with(|| MetaSchema::new("object"));
+    }
+}
+
 fn reference(name: &str) -> MetaSchemaRef {
     MetaSchemaRef::Reference(name.to_string())
 }
@@ -113,7 +139,9 @@ impl<'a, S: SchemaName> ApiExtractor<'a> for ScimBody<S> {
     type ParamType = ();
     type ParamRawType = ();
 
-    fn register(_registry: &mut Registry) {}
+    fn register(registry: &mut Registry) {
+        register_components(registry);
+    }
 
     fn request_meta() -> Option<MetaRequest> {
         Some(MetaRequest {
@@ -391,7 +419,9 @@ impl<D: Doc> ApiResponse for ScimResponse<D> {
         }
     }
 
-    fn register(_registry: &mut Registry) {}
+    fn register(registry: &mut Registry) {
+        register_components(registry);
+    }
 
     fn from_parse_request_error(err: poem::Error) -> Self {
         ScimResponse::new(Reply::error(&scim_error_of(&err)))
