@@ -10,8 +10,13 @@
 //! Each source (tenant) has its own store behind its own [`std::sync::RwLock`]; sources share
 //! nothing, so a group in one source can never reference a user in another. Per source:
 //! - users and groups by id (UUIDv4), each with its version and timestamps;
-//! - an index of lower-cased `userName` → id, which enforces uniqueness (Unicode lower case)
-//!   and serves `userName eq` without a scan;
+//! - an index of lower-cased `userName` → id (each character's Unicode lower case, the mapping
+//!   the reference evaluator compares with), which enforces uniqueness and serves
+//!   `userName eq` without a scan; `id eq`, `members.value eq` and `groups.value eq` are served
+//!   from the maps and the membership relation the same way, and every candidate is still
+//!   checked with the evaluator;
+//! - users and groups in id order, so unsorted, unfiltered pages (index or cursor) are read
+//!   straight from the map instead of collecting and sorting every resource;
 //! - group membership as a relation: per group an insertion-ordered set of member ids (with
 //!   the member's type, filled in from what the id is, and the client's `display`), and a
 //!   reverse index member → groups from which `User.groups` is derived on read. Adding or

@@ -7,12 +7,13 @@ use crate::members::{MemberInfo, MemberList};
 use scimd_core::filter::{CompValue, CompareOp, Filter, matches};
 use scimd_core::paging::paginate;
 use scimd_core::patch::Member;
-use scimd_core::query::{Load, Query, QueryPage, Sort};
+use scimd_core::query::{CursorPosition, Load, Page, Query, QueryPage, Sort};
 use scimd_core::resource::{Meta, Resource, Version, now};
 use scimd_core::schema::{ResourceKind, ResourceTypeDef};
 use scimd_core::{AttrPath, BackendError, PatchRequest};
 use serde_json::{Map, Value};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::ops::Bound;
 
 /// The attribute of a group that holds its members.
 const MEMBERS: &str = "members";
@@ -31,10 +32,11 @@ struct GroupEntry {
 /// One source's resources and indexes.
 #[derive(Debug, Default)]
 pub(crate) struct SourceStore {
-    /// Users by id; `attrs` never holds `groups` (derived on read).
-    users: HashMap<String, Resource>,
+    /// Users by id (ordered, so unsorted pages are read in id order without sorting);
+    /// `attrs` never holds `groups` (derived on read).
+    users: BTreeMap<String, Resource>,
     /// Groups by id.
-    groups: HashMap<String, GroupEntry>,
+    groups: BTreeMap<String, GroupEntry>,
     /// Lower-cased `userName` → user id.
     user_names: HashMap<String, String>,
     /// Member id (user or group) → the groups it is a direct member of.
@@ -259,6 +261,22 @@ impl SourceStore {
         query: &Query,
     ) -> Result<QueryPage, BackendError> {
         let filter = query.filter.as_ref();
+        if filter.is_none() && query.sort.is_none() {
+            let ids = match kind {
+                ResourceKind::User => natural_page(&self.users, &query.page),
+                ResourceKind::Group => natural_page(&self.groups, &query.page),
+            };
+            return Ok(QueryPage {
+                total_results: self.count(kind),
+                resources: ids
+                    .ids
+                    .iter()
+                    .map(|id| self.get(kind, id, query.load))
+                    .collect::<Result<_, _>>()?,
+                next: ids.next,
+                previous: ids.previous,
+            });
+        }
         let filter_needs_relations = filter.is_some_and(|f| references_relation(f, kind));
         let sort = query.sort.as_ref();
         let sort_needs_relations = sort.is_some_and(|s| is_relation(&s.path, kind));
@@ -295,6 +313,15 @@ impl SourceStore {
         Ok(page)
     }
 
+    /// The number of resources of a type.
+    fn count(&self, kind: ResourceKind) -> u64 {
+        let n = match kind {
+            ResourceKind::User => self.users.len(),
+            ResourceKind::Group => self.groups.len(),
+        };
+        u64::try_from(n).unwrap_or(u64::MAX)
+    }
+
     /// The ids that can possibly match `filter`, when an index narrows them down; `None` means
     /// every resource must be evaluated. Always a superset of the matches: the filter is still
     /// evaluated on each candidate.
@@ -311,7 +338,7 @@ impl SourceStore {
                     (_, "id", None) => Some(self.stored_key(kind, v).into_iter().collect()),
                     (ResourceKind::User, USER_NAME, None) => Some(
                         self.user_names
-                            .get(&v.to_lowercase())
+                            .get(&fold_case(v))
                             .map(String::as_str)
                             .into_iter()
                             .collect(),
@@ -319,7 +346,7 @@ impl SourceStore {
                     (ResourceKind::Group, MEMBERS, Some("value")) => Some(self.groups_of(v)),
                     // Ids are lower-case, and `groups.value` compares case-insensitively.
                     (ResourceKind::User, GROUPS, Some("value")) => {
-                        Some(self.user_members_of(&v.to_lowercase()))
+                        Some(self.user_members_of(&fold_case(v)))
                     }
                     _ => None,
                 }
@@ -627,11 +654,20 @@ fn touch(meta: &mut Meta) {
     meta.last_modified = now().max(meta.last_modified);
 }
 
-/// The index key of a user's `userName`: its Unicode lower case.
+/// The case-insensitive key of a string: each character's Unicode default lower-case mapping.
+///
+/// This is the mapping the reference evaluator compares non-caseExact strings with. It is
+/// deliberately per character, unlike `str::to_lowercase` (which lower-cases a word-final `Σ`
+/// to `ς`): uniqueness and `userName eq` must agree on which names are the same.
+pub(crate) fn fold_case(s: &str) -> String {
+    s.chars().flat_map(char::to_lowercase).collect()
+}
+
+/// The index key of a user's `userName`.
 fn user_name_key(attrs: &Map<String, Value>) -> Result<Option<String>, BackendError> {
     match attrs.get(USER_NAME) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.to_lowercase())),
+        Some(Value::String(s)) => Ok(Some(fold_case(s))),
         Some(_) => Err(BackendError::InvalidValue(
             "userName must be a string".into(),
         )),
@@ -757,5 +793,131 @@ fn value_eq_in(filter: &Filter) -> Option<&str> {
         } if path.urn.is_none() && path.sub.is_none() && path.name == "value" => Some(v),
         Filter::And(a, b) => value_eq_in(a).or_else(|| value_eq_in(b)),
         _ => None,
+    }
+}
+
+/// The ids of one unsorted, unfiltered page, with its neighbouring cursor positions.
+#[derive(Debug, PartialEq)]
+struct NaturalPage<'a> {
+    ids: Vec<&'a str>,
+    next: Option<CursorPosition>,
+    previous: Option<CursorPosition>,
+}
+
+/// Pages every resource in id order straight from the ordered map: the same result as
+/// [`paginate`] without a sort (whose order is by id and whose cursor key is `null`), but
+/// without collecting and sorting every resource, so a page costs its size plus the skip.
+fn natural_page<'a, V>(map: &'a BTreeMap<String, V>, page: &Page) -> NaturalPage<'a> {
+    let to_usize = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    match page {
+        Page::Index { start_index, count } => NaturalPage {
+            ids: map
+                .keys()
+                .skip(to_usize(start_index.saturating_sub(1)))
+                .take(to_usize(*count))
+                .map(String::as_str)
+                .collect(),
+            next: None,
+            previous: None,
+        },
+        Page::Cursor { position, count } => {
+            let count = to_usize(*count);
+            let ids: Vec<&str> = match position {
+                None => map.keys().take(count).map(String::as_str).collect(),
+                Some(p) if p.backward => {
+                    let mut ids: Vec<&str> = map
+                        .range::<str, _>((Bound::Unbounded, Bound::Excluded(p.id.as_str())))
+                        .rev()
+                        .take(count)
+                        .map(|(k, _)| k.as_str())
+                        .collect();
+                    ids.reverse();
+                    ids
+                }
+                Some(p) => map
+                    .range::<str, _>((Bound::Excluded(p.id.as_str()), Bound::Unbounded))
+                    .take(count)
+                    .map(|(k, _)| k.as_str())
+                    .collect(),
+            };
+            let position = |id: &str, backward| CursorPosition {
+                key: Value::Null,
+                id: id.to_string(),
+                backward,
+            };
+            let next = ids.last().and_then(|last| {
+                map.range::<str, _>((Bound::Excluded(*last), Bound::Unbounded))
+                    .next()
+                    .map(|_| position(last, false))
+            });
+            let previous = ids.first().and_then(|first| {
+                map.range::<str, _>((Bound::Unbounded, Bound::Excluded(*first)))
+                    .next_back()
+                    .map(|_| position(first, true))
+            });
+            NaturalPage {
+                ids,
+                next,
+                previous,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scimd_core::SchemaRegistry;
+
+    fn resources(n: usize) -> BTreeMap<String, Resource> {
+        (0..n)
+            .map(|i| {
+                let id = format!("id-{:02}", i * 2);
+                let r = new_resource(&id, ResourceKind::User, Map::new());
+                (id, r)
+            })
+            .collect()
+    }
+
+    /// The natural-order fast path pages exactly like the reference `paginate` without a sort,
+    /// for every index page and every cursor position (existing ids and ids between them).
+    #[test]
+    fn natural_pages_equal_the_reference() {
+        let reg = SchemaRegistry::new();
+        let rt = reg.resource_type(ResourceKind::User);
+        for n in 0..7 {
+            let map = resources(n);
+            let all: Vec<Resource> = map.values().cloned().collect();
+            let mut pages = Vec::new();
+            for start_index in 0..=n as u64 + 2 {
+                for count in 0..=n as u64 + 1 {
+                    pages.push(Page::Index { start_index, count });
+                }
+            }
+            for count in 0..=n as u64 + 1 {
+                pages.push(Page::Cursor {
+                    position: None,
+                    count,
+                });
+                for k in 0..=2 * n + 1 {
+                    for backward in [false, true] {
+                        let position = Some(CursorPosition {
+                            key: Value::Null,
+                            id: format!("id-{k:02}"),
+                            backward,
+                        });
+                        pages.push(Page::Cursor { position, count });
+                    }
+                }
+            }
+            for page in pages {
+                let want = paginate(rt, all.clone(), None, &page);
+                let got = natural_page(&map, &page);
+                let want_ids: Vec<&str> = want.resources.iter().map(|r| r.id.as_str()).collect();
+                assert_eq!(got.ids, want_ids, "{page:?} over {n}");
+                assert_eq!(got.next, want.next, "next of {page:?} over {n}");
+                assert_eq!(got.previous, want.previous, "previous of {page:?} over {n}");
+            }
+        }
     }
 }

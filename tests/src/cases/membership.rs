@@ -153,6 +153,36 @@ pub async fn patch_adds_and_removes_members(backend: &dyn Backend) {
     .unwrap_or_else(|e| panic!("remove failed: {e}"));
     assert_eq!(sorted_values_of(&g3, "members"), sorted(vec![&b.id, &c.id]));
     assert_eq!(g3.meta.version, g2.meta.version.next());
+    // The relation is kept in both directions.
+    let ua = get(backend, &src, ResourceKind::User, &a.id).await;
+    assert!(
+        values_of(&ua, "groups").is_empty(),
+        "a removed member loses the group"
+    );
+    let ub = get(backend, &src, ResourceKind::User, &b.id).await;
+    assert_eq!(
+        values_of(&ub, "groups"),
+        vec![g.id.clone()],
+        "an added member gains the group"
+    );
+    let f = filter(
+        ResourceKind::Group,
+        &format!(r#"members[value eq "{}"]"#, c.id),
+    );
+    let found = run_query(
+        backend,
+        &src,
+        ResourceKind::Group,
+        Some(f),
+        None,
+        Page::Index {
+            start_index: 1,
+            count: 10,
+        },
+        Load::NONE,
+    )
+    .await;
+    assert_eq!(ids(&found.resources), vec![g.id.clone()]);
 
     // Okta removes members that may already be gone; Entra re-adds present ones.
     let same = patch_group(
