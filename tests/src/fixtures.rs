@@ -288,3 +288,16 @@ pub fn has(case: &str, feature: &str, supported: bool) -> bool {
     }
     supported
 }
+
+/// Asserts a resource's version when the backend maintains versions (`capabilities().etag`).
+#[track_caller]
+pub fn assert_version(
+    backend: &dyn Backend,
+    got: scimd_core::Version,
+    want: scimd_core::Version,
+    what: &str,
+) {
+    if backend.capabilities().etag {
+        assert_eq!(got, want, "version {what}");
+    }
+}
