@@ -84,22 +84,54 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-/// Rewrites `/source/scim/...` to `/scim/...`, remembering the prefix for URLs in responses.
-fn rewrite_alias(req: &mut Request) {
+/// The endpoint names of RFC 7644 §3.2, matched case-insensitively: clients send `/users`.
+const ENDPOINTS: &[&str] = &[
+    "Users",
+    "Groups",
+    "Bulk",
+    "ServiceProviderConfig",
+    "ResourceTypes",
+    "Schemas",
+    "Me",
+];
+
+/// Rewrites `/source/scim/...` to `/scim/...` (remembering the prefix for URLs in responses)
+/// and the endpoint segment after `v2` to its canonical spelling, without a trailing slash.
+fn rewrite_path(req: &mut Request) {
     let path = req.uri().path();
-    let Some(rest) = path.strip_prefix(ALIAS_PREFIX) else {
-        return;
+    let (prefix, rest) = match path.strip_prefix(ALIAS_PREFIX) {
+        Some(rest) if rest.starts_with('/') => (Some(ALIAS_PREFIX), rest),
+        _ => match path.strip_prefix("/scim") {
+            Some(rest) if rest.starts_with('/') => (None, rest),
+            _ => return,
+        },
     };
-    if !rest.starts_with('/') {
+    // rest = "/{source}/v2/{endpoint}..."; a trailing slash (`/Users/`) names the same thing.
+    let trimmed = rest.trim_end_matches('/');
+    let mut renamed = trimmed.len() != rest.len() && !trimmed.is_empty();
+    let mut parts: Vec<&str> = trimmed.splitn(5, '/').collect();
+    if parts.len() >= 4
+        && parts[2] == "v2"
+        && let Some(canonical) = ENDPOINTS
+            .iter()
+            .find(|e| e.eq_ignore_ascii_case(parts[3]) && **e != parts[3])
+    {
+        parts[3] = canonical;
+        renamed = true;
+    }
+    if prefix.is_none() && !renamed {
         return;
     }
+    let path = format!("/scim{}", parts.join("/"));
     let new = match req.uri().query() {
-        Some(q) => format!("/scim{rest}?{q}"),
-        None => format!("/scim{rest}"),
+        Some(q) => format!("{path}?{q}"),
+        None => path,
     };
     if let Ok(uri) = new.parse::<Uri>() {
         *req.uri_mut() = uri;
-        req.extensions_mut().insert(MountPrefix(ALIAS_PREFIX));
+        if let Some(p) = prefix {
+            req.extensions_mut().insert(MountPrefix(p));
+        }
     }
 }
 
@@ -167,7 +199,7 @@ pub async fn edge<E: Endpoint>(
 ) -> poem::Result<Response> {
     let started = Instant::now();
     let rid = request_id(&req);
-    rewrite_alias(&mut req);
+    rewrite_path(&mut req);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let class = classify(&path);
