@@ -152,12 +152,13 @@ pub async fn patch_changes_only_the_targeted_attributes(backend: &dyn Backend) {
     );
     assert_eq!(str_attr(&patched, "displayName"), Some("Babs Jensen"));
     assert_eq!(
-        values_of(&patched, "emails"),
+        sorted_values_of(&patched, "emails"),
         vec![
+            "babs@work.example.com",
             "bjensen@example.com",
             "bjensen@home.example.org",
-            "babs@work.example.com"
-        ]
+        ],
+        "the added email joins the existing ones (multi-valued attributes are unordered)"
     );
     assert_eq!(
         patched.attrs[ENTERPRISE_USER]["department"],
