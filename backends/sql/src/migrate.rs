@@ -1,0 +1,49 @@
+//! Embedded, versioned schema migrations, one folder per dialect (`migrations/sqlite`,
+//! `migrations/postgres`), run by sqlx's migrator against the `scimd_migrations` table.
+//!
+//! On PostgreSQL the migrator holds an advisory lock, so replicas starting at once apply each
+//! migration exactly once. A database that has a migration this build does not know (a newer
+//! scimd ran against it) is refused rather than silently used.
+
+use crate::db::Dialect;
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+/// The table that records applied migrations.
+pub const MIGRATIONS_TABLE: &str = "scimd_migrations";
+
+/// `(version, description, SQLite SQL, PostgreSQL SQL)` of every migration, in order.
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "resources, emails, members, tokens",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
+
+/// The migrator of a dialect.
+pub(crate) fn migrator(dialect: Dialect) -> Migrator {
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(version, description, sqlite, postgres)| {
+            let sql = match dialect {
+                Dialect::Sqlite => *sqlite,
+                Dialect::Postgres => *postgres,
+            };
+            Migration::new(
+                *version,
+                (*description).into(),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect();
+    let mut m = Migrator::with_migrations(migrations);
+    m.dangerous_set_table_name(MIGRATIONS_TABLE);
+    m
+}
+
+/// The newest migration version this build knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.iter().map(|m| m.0).max().unwrap_or(0)
+}

@@ -1,0 +1,364 @@
+//! Test databases: SQLite files in the target directory, SQLite in memory, and a fresh
+//! PostgreSQL database per test run.
+//!
+//! PostgreSQL: `SCIMD_TEST_POSTGRES_URL` (an admin URL, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) is tried first; when nothing answers, a
+//! throwaway cluster is started with the server binaries of the installed PostgreSQL
+//! (`initdb` + `pg_ctl` in a temporary directory, as the `postgres` user when running as root).
+//! Each test process creates its own database `scimd_test_<pid>_<random>` and a watcher
+//! process drops it (and stops a throwaway cluster) when the test process is gone; databases
+//! left by killed runs are dropped at the next start. Without PostgreSQL the tests are skipped
+//! with a message, except under `CI=true`, where they fail.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use scimd_backend_sql::{PostgresConfig, SqlBackend, SqliteConfig};
+use scimd_core::SchemaRegistry;
+use sqlx::Connection;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// The registry the conformance suite expects.
+pub fn registry() -> Arc<SchemaRegistry> {
+    scimd_testkit::fixtures::registry()
+}
+
+/// A new SQLite database file under the target directory (old files of this test binary are
+/// removed at the first call).
+pub fn sqlite_file_config() -> SqliteConfig {
+    static CLEANED: OnceLock<()> = OnceLock::new();
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scimd-sql-tests");
+    let exe = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    CLEANED.get_or_init(|| {
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let pid_alive = name
+                    .split('-')
+                    .nth(1)
+                    .and_then(|p| p.parse::<u32>().ok())
+                    .is_some_and(|p| PathBuf::from(format!("/proc/{p}")).exists());
+                if name.starts_with(&format!("{exe}-")) || !pid_alive {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    });
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    let path = dir.join(format!("{exe}-{}-{n}.db", std::process::id()));
+    SqliteConfig {
+        path,
+        ..SqliteConfig::default()
+    }
+}
+
+/// A backend on a new SQLite file with the conformance registry.
+pub async fn sqlite_file() -> SqlBackend {
+    let b = sqlite_file_config()
+        .build()
+        .await
+        .expect("open SQLite file");
+    b.set_default_schemas(registry());
+    b
+}
+
+/// A backend on a new in-memory SQLite database with the conformance registry.
+pub async fn sqlite_memory() -> SqlBackend {
+    let cfg = SqliteConfig {
+        path: ":memory:".into(),
+        ..SqliteConfig::default()
+    };
+    let b = cfg.build().await.expect("open SQLite in memory");
+    b.set_default_schemas(registry());
+    b
+}
+
+/// A backend on this test process's PostgreSQL database, or `None` (after saying why) when
+/// there is no PostgreSQL and this is not CI.
+pub async fn postgres() -> Option<SqlBackend> {
+    let url = postgres_url()?;
+    let cfg = PostgresConfig {
+        url,
+        max_connections: 8,
+        ..PostgresConfig::default()
+    };
+    let b = cfg.build().await.expect("connect to the test database");
+    b.set_default_schemas(registry());
+    Some(b)
+}
+
+/// The URL of this test process's own database, created on first use.
+pub fn postgres_url() -> Option<String> {
+    static URL: OnceLock<Option<String>> = OnceLock::new();
+    URL.get_or_init(|| {
+        // A thread with its own runtime: the database outlives every test's runtime.
+        std::thread::spawn(create_database)
+            .join()
+            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    })
+    .clone()
+}
+
+fn ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+fn create_database() -> Option<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let admin = match admin_url().await {
+            Some(u) => u,
+            None if ci() => panic!(
+                "CI=true but no PostgreSQL could be reached or started: the PostgreSQL tests \
+                 must run in CI (set SCIMD_TEST_POSTGRES_URL or install PostgreSQL)"
+            ),
+            None => {
+                eprintln!(
+                    "skipped: no PostgreSQL answers and none could be started \
+                     (set SCIMD_TEST_POSTGRES_URL)"
+                );
+                return None;
+            }
+        };
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("admin connection");
+        drop_stale_databases(&mut conn).await;
+        let name = format!(
+            "scimd_test_{}_{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("create the test database");
+        let _ = conn.close().await;
+        watch_and_drop(&admin, &name);
+        Some(replace_database(&admin, &name))
+    })
+}
+
+/// Drops test databases whose process is gone (runs that were killed).
+async fn drop_stale_databases(conn: &mut sqlx::PgConnection) {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT datname::text FROM pg_database WHERE datname LIKE 'scimd\\_test\\_%'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    for name in names {
+        let pid = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+        let alive = pid.is_some_and(|p| PathBuf::from(format!("/proc/{p}")).exists());
+        if !alive && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+            )))
+            .execute(&mut *conn)
+            .await;
+        }
+    }
+}
+
+/// Starts a detached watcher that drops the database once this process has exited.
+fn watch_and_drop(admin: &str, name: &str) {
+    let Some(psql) = pg_bin("psql").or_else(|| which("psql")) else {
+        return;
+    };
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+         '{psql}' '{admin}' -q -c 'DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)' >/dev/null 2>&1",
+        pid = std::process::id(),
+        psql = psql.display(),
+    );
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match tail.split_once('?') {
+        Some((_, q)) => format!("{scheme}://{authority}/{name}?{q}"),
+        None => format!("{scheme}://{authority}/{name}"),
+    }
+}
+
+async fn answers(url: &str) -> bool {
+    matches!(
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            sqlx::PgConnection::connect(url)
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
+/// An admin URL of a reachable server: the configured or default one, else a throwaway
+/// cluster started here.
+async fn admin_url() -> Option<String> {
+    let url = std::env::var("SCIMD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    if answers(&url).await {
+        return Some(url);
+    }
+    let url = start_cluster()?;
+    for _ in 0..50 {
+        if answers(&url).await {
+            return Some(url);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    None
+}
+
+fn which(bin: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| PathBuf::from(d).join(bin))
+        .find(|p| p.is_file())
+}
+
+/// The newest installed PostgreSQL server binary `bin` (Debian layout).
+fn pg_bin(bin: &str) -> Option<PathBuf> {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            Some((v, e.path().join("bin").join(bin)))
+        })
+        .filter(|(_, p)| p.is_file())
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, p)| p).or_else(|| which(bin))
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Runs a PostgreSQL binary, as the `postgres` user when we are root (initdb refuses root).
+fn as_pg(bin: &PathBuf) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin);
+        c
+    } else {
+        Command::new(bin)
+    }
+}
+
+/// Starts a throwaway cluster on a free port; a watcher stops it and removes its directory
+/// when this process exits.
+fn start_cluster() -> Option<String> {
+    let initdb = pg_bin("initdb")?;
+    let pg_ctl = pg_bin("pg_ctl")?;
+    let dir = std::env::temp_dir().join(format!(
+        "scimd-pg-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).ok()?;
+    if is_root() {
+        Command::new("chown")
+            .arg("postgres:")
+            .arg(&dir)
+            .status()
+            .ok()?;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let data = dir.join("data");
+    let ok = as_pg(&initdb)
+        .arg("-D")
+        .arg(&data)
+        .args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?
+        .success();
+    if !ok {
+        return None;
+    }
+    let opts = format!(
+        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+         -c full_page_writes=off -c max_connections=200",
+        dir.display()
+    );
+    let ok = as_pg(&pg_ctl)
+        .arg("-D")
+        .arg(&data)
+        .arg("-l")
+        .arg(dir.join("log"))
+        .args(["-w", "-t", "30", "-o", &opts, "start"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?
+        .success();
+    if !ok {
+        return None;
+    }
+    let stop = if is_root() {
+        format!(
+            "runuser -u postgres -- '{}' -D '{}' -m immediate stop",
+            pg_ctl.display(),
+            data.display()
+        )
+    } else {
+        format!(
+            "'{}' -D '{}' -m immediate stop",
+            pg_ctl.display(),
+            data.display()
+        )
+    };
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf '{dir}'",
+        pid = std::process::id(),
+        dir = dir.display(),
+    );
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    Some(format!("postgres://postgres@127.0.0.1:{port}/postgres"))
+}
