@@ -58,6 +58,13 @@ pub struct LdapConfig {
     /// The mapping preset the rest of the configuration overrides.
     #[serde(default)]
     pub preset: Preset,
+    /// Lossless mode: entries also carry the `scimdObject` auxiliary class (the schema ships
+    /// in `backends/ldap/schema/scimd.schema`), which keeps every SCIM attribute — including
+    /// those with no LDAP mapping — exact timestamps, the display names of group members, and
+    /// a version counter. Without it, only mapped attributes are stored and the version is
+    /// derived from the directory (`entryCSN`, `uSNChanged`).
+    #[serde(default)]
+    pub lossless: bool,
     /// Directory-wide overrides of the preset (identity, version and timestamp attributes).
     #[serde(default)]
     pub directory: DirectoryConfig,
@@ -87,6 +94,7 @@ impl fmt::Debug for LdapConfig {
             .field("page_size", &self.page_size)
             .field("max_scan", &self.max_scan)
             .field("preset", &self.preset)
+            .field("lossless", &self.lossless)
             .field("directory", &self.directory)
             .field("users", &self.users)
             .field("groups", &self.groups)
@@ -130,6 +138,7 @@ impl LdapConfig {
             page_size: default_page_size(),
             max_scan: default_max_scan(),
             preset: Preset::default(),
+            lossless: false,
             directory: DirectoryConfig::default(),
             users: ObjectConfig::default(),
             groups: ObjectConfig::default(),

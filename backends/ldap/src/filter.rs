@@ -193,6 +193,10 @@ pub(crate) struct Context<'a> {
     /// Ids named by `members.value`, `groups.value` and reference comparisons, resolved to
     /// DNs (`None`: no such entry).
     pub refs: &'a HashMap<String, Option<String>>,
+    /// Lossless mode: stored attributes may also live in the JSON copy (`json_attr`), which
+    /// can hold more than the mapped LDAP attributes (other email types, `primary`,
+    /// unmapped attributes), so their comparisons are widened with a substring test on it.
+    pub json_attr: Option<&'a str>,
 }
 
 /// Ids a filter compares relation or reference attributes with (to resolve to DNs first).
@@ -325,9 +329,119 @@ pub(crate) fn translate(f: &Filter, cx: &Context<'_>) -> Result<Translated, Back
                 Translated::everything()
             })
         }
+        leaf => match cx.json_attr {
+            Some(json) if is_stored_leaf(leaf, cx) => {
+                // The mapped translation (when there is one) or the JSON copy.
+                let mapped = match strict_leaf(leaf, cx) {
+                    Ok(t) => t.filter,
+                    Err(BackendError::UnsupportedFilter(_)) => LFilter::False,
+                    Err(e) => return Err(e),
+                };
+                Ok(Translated::superset(LFilter::or(vec![
+                    mapped,
+                    json_superset(leaf, json, 0),
+                ])))
+            }
+            Some(_) => {
+                // Metadata lives in the JSON copy in lossless mode; ids, `active` and
+                // relations come from the entry, but `active` may be absent from the copy.
+                let t = strict_leaf(leaf, cx)?;
+                let exact = t.exact && !leaf_is(leaf, "active") && !leaf_is(leaf, "meta");
+                Ok(if leaf_is(leaf, "meta") {
+                    Translated::everything()
+                } else {
+                    Translated { filter: t.filter, exact }
+                })
+            }
+            None => strict_leaf(leaf, cx),
+        },
+    }
+}
+
+fn strict_leaf(f: &Filter, cx: &Context<'_>) -> Result<Translated, BackendError> {
+    match f {
         Filter::Present(path) => present_path(path, cx),
         Filter::Compare { path, op, value } => compare(path, *op, value, cx),
         Filter::ValuePath { path, filter } => value_path(path, filter, cx),
+        other => translate(other, cx),
+    }
+}
+
+fn leaf_path(f: &Filter) -> Option<&AttrPath> {
+    match f {
+        Filter::Present(p) | Filter::Compare { path: p, .. } | Filter::ValuePath { path: p, .. } => {
+            Some(p)
+        }
+        _ => None,
+    }
+}
+
+fn leaf_is(f: &Filter, name: &str) -> bool {
+    leaf_path(f).is_some_and(|p| p.urn.is_none() && p.name == name)
+}
+
+/// Whether a leaf compares a stored attribute (as opposed to `id`, `meta`, `schemas`,
+/// `active` or the membership relations, which come from the entry itself).
+fn is_stored_leaf(f: &Filter, cx: &Context<'_>) -> bool {
+    let Some(p) = leaf_path(f) else {
+        return false;
+    };
+    if p.urn.is_some() {
+        return true;
+    }
+    let relation = (p.name == "members" && cx.map.kind == ResourceKind::Group)
+        || (p.name == "groups" && cx.map.kind == ResourceKind::User);
+    !(relation || ["id", "meta", "schemas", "active"].contains(&p.name.as_str()))
+}
+
+/// Whether a filter value can be looked for in the JSON copy with a case-insensitive LDAP
+/// substring match and be sure to find every value the core would match: printable ASCII
+/// (ASCII case folding is the same on both sides) without leading, trailing or repeated
+/// spaces (which LDAP's insignificant-space handling would treat differently).
+fn json_safe(v: &str) -> bool {
+    !v.is_empty()
+        && v.bytes().all(|b| (0x20..0x7f).contains(&b))
+        && !v.starts_with(' ')
+        && !v.ends_with(' ')
+        && !v.contains("  ")
+}
+
+/// A substring filter on the JSON copy that every resource matching `f` satisfies.
+fn json_superset(f: &Filter, json: &str, depth: usize) -> LFilter {
+    if depth > scimd_core::filter::MAX_DEPTH * 4 {
+        return LFilter::True;
+    }
+    let key = |name: &str| {
+        let quoted = serde_json::Value::String(name.to_string()).to_string();
+        LFilter::Item(format!("({json}=*{}:*)", escape_value(&quoted)))
+    };
+    match f {
+        Filter::And(a, b) => LFilter::and(vec![
+            json_superset(a, json, depth + 1),
+            json_superset(b, json, depth + 1),
+        ]),
+        Filter::Or(a, b) => LFilter::or(vec![
+            json_superset(a, json, depth + 1),
+            json_superset(b, json, depth + 1),
+        ]),
+        Filter::Not(_) => LFilter::True,
+        Filter::Present(p) => key(p.sub.as_deref().unwrap_or(&p.name)),
+        Filter::ValuePath { path, filter } => {
+            LFilter::and(vec![key(&path.name), json_superset(filter, json, depth + 1)])
+        }
+        Filter::Compare {
+            op: CompareOp::Eq | CompareOp::Co | CompareOp::Sw | CompareOp::Ew,
+            value: CompValue::Str(v),
+            ..
+        } if json_safe(v) => {
+            let encoded = serde_json::Value::String(v.clone()).to_string();
+            let inner = encoded
+                .strip_prefix('"')
+                .and_then(|x| x.strip_suffix('"'))
+                .unwrap_or(&encoded);
+            LFilter::Item(format!("({json}=*{}*)", escape_value(inner)))
+        }
+        Filter::Compare { .. } => LFilter::True,
     }
 }
 
@@ -890,6 +1004,7 @@ mod tests {
             dir: &m.dir,
             rt,
             refs: &refs,
+            json_attr: None,
         };
         translate(&f, &cx)
     }
@@ -992,6 +1107,32 @@ mod tests {
             .join(" or ");
         let (s, _) = user(&f);
         assert!(s.starts_with("(|(uid=u0)(uid=u1)"));
+    }
+
+    #[test]
+    fn lossless_mode_widens_stored_attributes_with_the_json_copy() {
+        let (m, reg) = setup();
+        let rt = reg.resource_type(ResourceKind::User);
+        let refs = HashMap::new();
+        let cx = Context {
+            map: m.object(ResourceKind::User),
+            dir: &m.dir,
+            rt,
+            refs: &refs,
+            json_attr: Some("scimdJson"),
+        };
+        let t = |s: &str| translate(&Filter::parse(s).unwrap().resolve(rt).unwrap(), &cx).unwrap();
+        let r = t(r#"externalId eq "ext-(1)""#);
+        assert_eq!(r.filter.render(), r"(scimdJson=*ext-\281\29*)");
+        assert!(!r.exact);
+        assert_eq!(
+            t(r#"emails.value eq "a@x""#).filter.render(),
+            "(|(mail=a@x)(scimdJson=*a@x*))"
+        );
+        assert_eq!(t(r#"userName eq "two  spaces""#).filter.render(), "(objectClass=*)");
+        let id = t(r#"id eq "0f6c3c4a-1111-4111-8111-000000000001""#);
+        assert!(id.exact);
+        assert!(!t("active eq true").exact);
     }
 
     #[test]
