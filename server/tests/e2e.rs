@@ -1,0 +1,1254 @@
+//! End-to-end tests: the real server on `127.0.0.1:0`, spoken to over HTTP with reqwest.
+
+use reqwest::Method;
+use reqwest::header::HeaderMap;
+use scimd_core::state::{MemoryStateStore, StateStore};
+use scimd_server::App;
+use scimd_server::config::{Config, ExtensionConfig, PatchResponse, SourceConfig};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
+const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+const BULK_REQ: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
+const ACME: &str = "urn:example:params:scim:schemas:extension:acme:2.0:User";
+
+struct Server {
+    origin: String,
+    tokens: HashMap<String, String>,
+    state: Arc<MemoryStateStore>,
+    client: reqwest::Client,
+    _stop: oneshot::Sender<()>,
+}
+
+struct Resp {
+    status: u16,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts the response is a SCIM Error with this status (as a string) and SCIM media type.
+    fn assert_scim_error(&self, status: u16) {
+        assert_eq!(self.status, status, "body: {}", self.body);
+        assert_eq!(self.body["schemas"], json!([ERROR]), "{}", self.body);
+        assert_eq!(
+            self.body["status"],
+            json!(status.to_string()),
+            "{}",
+            self.body
+        );
+        assert!(
+            self.header("content-type")
+                .is_some_and(|c| c.starts_with("application/scim+json")),
+            "content-type {:?}",
+            self.header("content-type")
+        );
+    }
+}
+
+fn test_config() -> Config {
+    let mut a = SourceConfig::named("a");
+    a.extensions.push(ExtensionConfig {
+        resource_type: "User".into(),
+        file: None,
+        definition: Some(json!({
+            "id": ACME,
+            "name": "AcmeUser",
+            "attributes": [{"name": "badgeNumber", "type": "integer"}]
+        })),
+        required: false,
+    });
+    let mut nc = SourceConfig::named("nc");
+    nc.patch_response = PatchResponse::NoContent;
+    let mut c = Config {
+        sources: vec![a, SourceConfig::named("b"), nc],
+        ..Config::default()
+    };
+    c.server.max_body_bytes = 64 * 1024;
+    c.bulk.max_operations = 10;
+    c.bulk.max_payload_size = 32 * 1024;
+    c
+}
+
+impl Server {
+    async fn start() -> Server {
+        Server::start_with(test_config()).await
+    }
+
+    async fn start_with(config: Config) -> Server {
+        let state = Arc::new(MemoryStateStore::default());
+        let app = App::build_with_state(config, Path::new("."), state.clone())
+            .await
+            .unwrap();
+        let tokens = app
+            .ensure_initial_tokens()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(slug, secret)| (slug, secret.expose().to_string()))
+            .collect();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(scimd_server::serve(app, listener, async {
+            let _ = rx.await;
+        }));
+        Server {
+            origin: format!("http://{addr}"),
+            tokens,
+            state,
+            client: reqwest::Client::new(),
+            _stop: tx,
+        }
+    }
+
+    fn base(&self, source: &str) -> String {
+        format!("{}/scim/{source}/v2", self.origin)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Resp {
+        let mut rb = self.client.request(method, url);
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb.body(b);
+        }
+        let r = rb.send().await.unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.unwrap();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Resp {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// A request to source `a` with its token; `path` is relative to the source base.
+    async fn a(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        self.on("a", method, path, body, &[]).await
+    }
+
+    async fn on(
+        &self,
+        source: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
+        let mut h: Vec<(&str, &str)> = headers.to_vec();
+        if body.is_some()
+            && !h
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            h.push(("content-type", "application/scim+json"));
+        }
+        self.send(
+            method,
+            &format!("{}{path}", self.base(source)),
+            Some(&self.tokens[source]),
+            &h,
+            body.map(|b| serde_json::to_vec(&b).unwrap()),
+        )
+        .await
+    }
+
+    async fn create_user(&self, source: &str, user_name: &str) -> Value {
+        let r = self
+            .on(
+                source,
+                Method::POST,
+                "/Users",
+                Some(json!({"schemas": [USER], "userName": user_name})),
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resources and wire exactness.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn create_answers_201_with_location_etag_and_scim_media_type() {
+    let s = Server::start().await;
+    let r = s
+        .a(
+            Method::POST,
+            "/Users",
+            Some(
+                json!({"schemas": [USER], "userName": "bjensen", "name": {"givenName": "Barbara"}}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let id = r.body["id"].as_str().unwrap();
+    let location = format!("{}/Users/{id}", s.base("a"));
+    assert_eq!(r.header("location"), Some(location.as_str()));
+    assert_eq!(r.body["meta"]["location"], location);
+    assert_eq!(r.header("etag"), Some("W/\"1\""));
+    assert_eq!(r.body["meta"]["version"], "W/\"1\"");
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/scim+json; charset=utf-8")
+    );
+    assert_eq!(r.body["schemas"][0], USER);
+    // The resource is stored: a GET finds it with the same ETag.
+    let g = s.a(Method::GET, &format!("/Users/{id}"), None).await;
+    assert_eq!(g.status, 200);
+    assert_eq!(g.body["userName"], "bjensen");
+    assert_eq!(g.header("etag"), Some("W/\"1\""));
+}
+
+#[tokio::test]
+async fn json_and_scim_json_with_parameters_are_accepted_other_types_are_415() {
+    let s = Server::start().await;
+    for (i, ct) in [
+        "application/json",
+        "application/scim+json; charset=utf-8",
+        "application/json;charset=UTF-8",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let r = s
+            .on(
+                "a",
+                Method::POST,
+                "/Users",
+                Some(json!({"schemas": [USER], "userName": format!("u{i}")})),
+                &[("content-type", ct)],
+            )
+            .await;
+        assert_eq!(r.status, 201, "{ct}: {}", r.body);
+    }
+    let r = s
+        .on(
+            "a",
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": "textual"})),
+            &[("content-type", "text/plain")],
+        )
+        .await;
+    r.assert_scim_error(415);
+    let list = s
+        .a(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22textual%22",
+            None,
+        )
+        .await;
+    assert_eq!(list.body["totalResults"], 0);
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_invalid_syntax() {
+    let s = Server::start().await;
+    let r = s
+        .send(
+            Method::POST,
+            &format!("{}/Users", s.base("a")),
+            Some(&s.tokens["a"]),
+            &[("content-type", "application/scim+json")],
+            Some(b"{\"userName\": ".to_vec()),
+        )
+        .await;
+    r.assert_scim_error(400);
+    assert_eq!(r.body["scimType"], "invalidSyntax");
+}
+
+#[tokio::test]
+async fn if_none_match_with_the_current_version_is_304() {
+    let s = Server::start().await;
+    let u = s.create_user("a", "etag-user").await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let r = s
+        .on(
+            "a",
+            Method::GET,
+            &path,
+            None,
+            &[("if-none-match", "W/\"1\"")],
+        )
+        .await;
+    assert_eq!(r.status, 304);
+    assert_eq!(r.header("etag"), Some("W/\"1\""));
+    assert_eq!(r.body, Value::Null);
+    let r = s
+        .on(
+            "a",
+            Method::GET,
+            &path,
+            None,
+            &[("if-none-match", "W/\"0\"")],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["userName"], "etag-user");
+}
+
+#[tokio::test]
+async fn put_with_a_stale_if_match_is_412_and_changes_nothing() {
+    let s = Server::start().await;
+    let u = s.create_user("a", "put-user").await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let body = json!({"schemas": [USER], "userName": "put-user", "displayName": "First"});
+    let r = s
+        .on(
+            "a",
+            Method::PUT,
+            &path,
+            Some(body),
+            &[("if-match", "W/\"1\"")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("etag"), Some("W/\"2\""));
+    assert_eq!(r.body["displayName"], "First");
+    let stale = json!({"schemas": [USER], "userName": "put-user", "displayName": "Second"});
+    let r = s
+        .on(
+            "a",
+            Method::PUT,
+            &path,
+            Some(stale),
+            &[("if-match", "W/\"1\"")],
+        )
+        .await;
+    r.assert_scim_error(412);
+    let g = s.a(Method::GET, &path, None).await;
+    assert_eq!(g.body["displayName"], "First");
+    assert_eq!(g.header("etag"), Some("W/\"2\""));
+}
+
+#[tokio::test]
+async fn patch_answers_200_with_the_resource_and_bumps_the_etag() {
+    let s = Server::start().await;
+    let u = s.create_user("a", "patch-user").await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let r = s
+        .a(
+            Method::PATCH,
+            &path,
+            Some(json!({"schemas": [PATCH_OP], "Operations": [
+                {"op": "replace", "path": "displayName", "value": "Patched"}
+            ]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["displayName"], "Patched");
+    assert_eq!(r.header("etag"), Some("W/\"2\""));
+    let g = s.a(Method::GET, &path, None).await;
+    assert_eq!(g.body["displayName"], "Patched");
+}
+
+#[tokio::test]
+async fn patch_with_a_stale_if_match_is_412() {
+    let s = Server::start().await;
+    let u = s.create_user("a", "patch-412").await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let op = json!({"schemas": [PATCH_OP], "Operations": [
+        {"op": "replace", "path": "displayName", "value": "Never"}
+    ]});
+    let r = s
+        .on(
+            "a",
+            Method::PATCH,
+            &path,
+            Some(op),
+            &[("if-match", "W/\"7\"")],
+        )
+        .await;
+    r.assert_scim_error(412);
+    let g = s.a(Method::GET, &path, None).await;
+    assert!(g.body.get("displayName").is_none());
+}
+
+#[tokio::test]
+async fn a_no_content_source_answers_patch_with_204_and_an_etag() {
+    let s = Server::start().await;
+    let u = s.create_user("nc", "nc-user").await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let r = s
+        .on(
+            "nc",
+            Method::PATCH,
+            &path,
+            Some(json!({"schemas": [PATCH_OP], "Operations": [
+                {"op": "replace", "path": "active", "value": false}
+            ]})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.body, Value::Null);
+    assert_eq!(r.header("etag"), Some("W/\"2\""));
+    let g = s.on("nc", Method::GET, &path, None, &[]).await;
+    assert_eq!(g.body["active"], false);
+}
+
+#[tokio::test]
+async fn delete_answers_204_and_the_resource_is_gone() {
+    let s = Server::start().await;
+    let u = s.create_user("a", "doomed").await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let r = s.a(Method::DELETE, &path, None).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.body, Value::Null);
+    s.a(Method::GET, &path, None).await.assert_scim_error(404);
+    s.a(Method::DELETE, &path, None)
+        .await
+        .assert_scim_error(404);
+}
+
+#[tokio::test]
+async fn a_filter_with_no_match_is_200_with_an_empty_list() {
+    let s = Server::start().await;
+    s.create_user("a", "present").await;
+    let r = s
+        .a(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22c9b8d5e2-0000-4bd1-8b8f-random%22",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["schemas"], json!([LIST]));
+    assert_eq!(r.body["totalResults"], 0);
+    assert_eq!(r.body["Resources"], json!([]));
+}
+
+#[tokio::test]
+async fn user_name_filters_are_case_insensitive() {
+    let s = Server::start().await;
+    s.create_user("a", "MixedCase@Example.com").await;
+    let r = s
+        .a(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22mixedcase%40example.com%22",
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 1);
+    assert_eq!(r.body["Resources"][0]["userName"], "MixedCase@Example.com");
+}
+
+#[tokio::test]
+async fn count_zero_answers_only_total_results() {
+    let s = Server::start().await;
+    s.create_user("a", "one").await;
+    s.create_user("a", "two").await;
+    let r = s.a(Method::GET, "/Users?count=0", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["totalResults"], 2);
+    assert!(r.body.get("Resources").is_none(), "{}", r.body);
+}
+
+#[tokio::test]
+async fn index_paging_pages_through_sorted_results() {
+    let s = Server::start().await;
+    for n in ["c", "a", "b"] {
+        s.create_user("a", n).await;
+    }
+    let r = s
+        .a(
+            Method::GET,
+            "/Users?sortBy=userName&startIndex=2&count=1",
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 3);
+    assert_eq!(r.body["startIndex"], 2);
+    assert_eq!(r.body["itemsPerPage"], 1);
+    assert_eq!(r.body["Resources"][0]["userName"], "b");
+}
+
+#[tokio::test]
+async fn attributes_and_excluded_attributes_project_responses() {
+    let s = Server::start().await;
+    let u = s
+        .a(
+            Method::POST,
+            "/Users?attributes=userName",
+            Some(json!({"schemas": [USER], "userName": "proj", "displayName": "Shown?"})),
+        )
+        .await;
+    assert_eq!(u.status, 201);
+    assert_eq!(u.body["userName"], "proj");
+    assert!(u.body.get("displayName").is_none());
+    let path = format!(
+        "/Users/{}?excludedAttributes=displayName",
+        u.body["id"].as_str().unwrap()
+    );
+    let g = s.a(Method::GET, &path, None).await;
+    assert!(g.body.get("displayName").is_none());
+    assert_eq!(g.body["userName"], "proj");
+}
+
+#[tokio::test]
+async fn groups_carry_member_refs_derived_from_the_base_url() {
+    let s = Server::start().await;
+    let u = s.create_user("a", "member").await;
+    let uid = u["id"].as_str().unwrap();
+    let g = s
+        .a(
+            Method::POST,
+            "/Groups",
+            Some(json!({"schemas": [GROUP], "displayName": "Staff", "members": [{"value": uid}]})),
+        )
+        .await;
+    assert_eq!(g.status, 201, "{}", g.body);
+    assert_eq!(
+        g.body["members"][0]["$ref"],
+        format!("{}/Users/{uid}", s.base("a"))
+    );
+    let user = s.a(Method::GET, &format!("/Users/{uid}"), None).await;
+    let gid = g.body["id"].as_str().unwrap();
+    assert_eq!(user.body["groups"][0]["value"], gid);
+    assert_eq!(
+        user.body["groups"][0]["$ref"],
+        format!("{}/Groups/{gid}", s.base("a"))
+    );
+}
+
+#[tokio::test]
+async fn search_endpoints_take_a_search_request() {
+    let s = Server::start().await;
+    s.create_user("a", "searched").await;
+    s.a(
+        Method::POST,
+        "/Groups",
+        Some(json!({"schemas": [GROUP], "displayName": "searched group"})),
+    )
+    .await;
+    let req = json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": "userName sw \"sea\"",
+        "attributes": ["userName"]
+    });
+    let r = s.a(Method::POST, "/Users/.search", Some(req)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["totalResults"], 1);
+    assert_eq!(r.body["Resources"][0]["userName"], "searched");
+    let all = s
+        .a(
+            Method::POST,
+            "/.search",
+            Some(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]})),
+        )
+        .await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    assert_eq!(all.body["totalResults"], 2);
+    let types: Vec<&str> = all.body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["meta"]["resourceType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, vec!["User", "Group"]);
+    let grp = s
+        .a(
+            Method::POST,
+            "/.search",
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                "filter": "displayName eq \"searched group\""}),
+            ),
+        )
+        .await;
+    assert_eq!(grp.body["totalResults"], 1);
+}
+
+#[tokio::test]
+async fn uniqueness_conflicts_are_409() {
+    let s = Server::start().await;
+    s.create_user("a", "taken").await;
+    let r = s
+        .a(
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": "TAKEN"})),
+        )
+        .await;
+    r.assert_scim_error(409);
+    assert_eq!(r.body["scimType"], "uniqueness");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authentication and sources.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_missing_token_is_401_with_a_bearer_challenge_and_scim_body() {
+    let s = Server::start().await;
+    let r = s
+        .send(
+            Method::GET,
+            &format!("{}/Users", s.base("a")),
+            None,
+            &[],
+            None,
+        )
+        .await;
+    r.assert_scim_error(401);
+    assert!(r.header("www-authenticate").unwrap().starts_with("Bearer"));
+    let r = s
+        .send(
+            Method::GET,
+            &format!("{}/Users", s.base("a")),
+            Some("scimd_not-a-real-token"),
+            &[],
+            None,
+        )
+        .await;
+    r.assert_scim_error(401);
+    assert!(r.header("www-authenticate").is_some());
+    let r = s
+        .send(
+            Method::GET,
+            &format!("{}/Users", s.base("a")),
+            None,
+            &[("authorization", "Basic dXNlcjpwYXNz")],
+            None,
+        )
+        .await;
+    r.assert_scim_error(401);
+}
+
+#[tokio::test]
+async fn a_token_of_source_a_is_rejected_on_source_b() {
+    let s = Server::start().await;
+    s.create_user("b", "b-user").await;
+    for path in ["/Users", "/ServiceProviderConfig", "/Schemas"] {
+        let r = s
+            .send(
+                Method::GET,
+                &format!("{}{path}", s.base("b")),
+                Some(&s.tokens["a"]),
+                &[],
+                None,
+            )
+            .await;
+        r.assert_scim_error(401);
+    }
+    let r = s
+        .send(
+            Method::POST,
+            &format!("{}/Users", s.base("b")),
+            Some(&s.tokens["a"]),
+            &[("content-type", "application/scim+json")],
+            Some(serde_json::to_vec(&json!({"schemas": [USER], "userName": "intruder"})).unwrap()),
+        )
+        .await;
+    r.assert_scim_error(401);
+    let r = s
+        .send(
+            Method::GET,
+            &format!("{}/Users", s.base("nosuchsource")),
+            Some(&s.tokens["a"]),
+            &[],
+            None,
+        )
+        .await;
+    r.assert_scim_error(401);
+    // Source b holds only its own user; source a sees none of b's.
+    let b = s.on("b", Method::GET, "/Users", None, &[]).await;
+    assert_eq!(b.body["totalResults"], 1);
+    let a = s.a(Method::GET, "/Users", None).await;
+    assert_eq!(a.body["totalResults"], 0);
+}
+
+#[tokio::test]
+async fn a_revoked_token_stops_working_and_another_token_keeps_working() {
+    let s = Server::start().await;
+    let (_, second) = scimd_server::tokens::create(&*s.state, "a", "rotation", None)
+        .await
+        .unwrap();
+    s.state
+        .revoke_token("a", "initial", time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    s.a(Method::GET, "/Users", None)
+        .await
+        .assert_scim_error(401);
+    let r = s
+        .send(
+            Method::GET,
+            &format!("{}/Users", s.base("a")),
+            Some(second.expose()),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let stored = s.state.list_tokens(Some("a")).await.unwrap();
+    assert!(stored.iter().all(|t| t.hash != second.expose()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing: 404, 405, HEAD, OPTIONS, /Me, the authentik path.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn write_methods_on_discovery_endpoints_are_405_scim_errors() {
+    let s = Server::start().await;
+    for (m, path) in [
+        (Method::POST, "/ServiceProviderConfig"),
+        (Method::PUT, "/ResourceTypes"),
+        (Method::DELETE, "/Schemas"),
+        (Method::PATCH, "/ResourceTypes/User"),
+    ] {
+        let r = s.a(m.clone(), path, Some(json!({}))).await;
+        r.assert_scim_error(405);
+        assert!(r.header("allow").unwrap().contains("GET"), "{m} {path}");
+    }
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_scim_errors() {
+    let s = Server::start().await;
+    for path in ["/Widgets", "/Users/x/y", "/v3"] {
+        s.a(Method::GET, path, None).await.assert_scim_error(404);
+    }
+    let r = s
+        .send(
+            Method::GET,
+            &format!("{}/nothing-here", s.origin),
+            None,
+            &[],
+            None,
+        )
+        .await;
+    r.assert_scim_error(404);
+}
+
+#[tokio::test]
+async fn head_answers_like_get_without_a_body_and_options_lists_methods() {
+    let s = Server::start().await;
+    let u = s.create_user("a", "headed").await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let r = s.a(Method::HEAD, &path, None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("etag"), Some("W/\"1\""));
+    assert_eq!(r.body, Value::Null);
+    let r = s
+        .send(
+            Method::OPTIONS,
+            &format!("{}{path}", s.base("a")),
+            None,
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    let allow = r.header("allow").unwrap();
+    for m in ["GET", "PUT", "PATCH", "DELETE"] {
+        assert!(allow.contains(m), "{allow}");
+    }
+    assert!(!allow.contains("POST"));
+}
+
+#[tokio::test]
+async fn me_is_501() {
+    let s = Server::start().await;
+    for m in [Method::GET, Method::DELETE] {
+        s.a(m, "/Me", None).await.assert_scim_error(501);
+    }
+}
+
+#[tokio::test]
+async fn the_authentik_compatible_path_serves_the_same_tree() {
+    let s = Server::start().await;
+    let alias = format!("{}/source/scim/a/v2", s.origin);
+    let r = s
+        .send(
+            Method::POST,
+            &format!("{alias}/Users"),
+            Some(&s.tokens["a"]),
+            &[("content-type", "application/scim+json")],
+            Some(serde_json::to_vec(&json!({"schemas": [USER], "userName": "migrated"})).unwrap()),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap();
+    assert_eq!(r.header("location").unwrap(), format!("{alias}/Users/{id}"));
+    // The same resource through the canonical path.
+    let g = s.a(Method::GET, &format!("/Users/{id}"), None).await;
+    assert_eq!(g.body["userName"], "migrated");
+    // Tokens stay scoped on the alias too.
+    let r = s
+        .send(
+            Method::GET,
+            &format!("{}/source/scim/b/v2/Users", s.origin),
+            Some(&s.tokens["a"]),
+            &[],
+            None,
+        )
+        .await;
+    r.assert_scim_error(401);
+}
+
+#[tokio::test]
+async fn endpoint_names_are_case_insensitive_and_trailing_slashes_ignored() {
+    let s = Server::start().await;
+    s.create_user("a", "slash").await;
+    let r = s
+        .a(
+            Method::GET,
+            "/users/?filter=userName%20eq%20%22slash%22",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["totalResults"], 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_scim_error() {
+    let s = Server::start().await;
+    let big = "x".repeat(70 * 1024);
+    let r = s
+        .a(
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": "big", "displayName": big})),
+        )
+        .await;
+    r.assert_scim_error(413);
+    let list = s.a(Method::GET, "/Users", None).await;
+    assert_eq!(list.body["totalResults"], 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bulk.
+// ---------------------------------------------------------------------------------------------
+
+fn bulk(ops: Value) -> Value {
+    json!({"schemas": [BULK_REQ], "Operations": ops})
+}
+
+#[tokio::test]
+async fn bulk_resolves_bulk_ids_in_members_even_when_defined_later() {
+    let s = Server::start().await;
+    let r = s
+        .a(
+            Method::POST,
+            "/Bulk",
+            Some(bulk(json!([
+                {"method": "POST", "path": "/Groups", "bulkId": "g",
+                 "data": {"schemas": [GROUP], "displayName": "Bulk group",
+                          "members": [{"value": "bulkId:u1", "type": "User"}, {"value": "bulkId:u2"}]}},
+                {"method": "POST", "path": "/Users", "bulkId": "u1",
+                 "data": {"schemas": [USER], "userName": "bulk1"}},
+                {"method": "POST", "path": "/Users", "bulkId": "u2",
+                 "data": {"schemas": [USER], "userName": "bulk2"}},
+                {"method": "PATCH", "path": "/Users/bulkId:u1",
+                 "data": {"schemas": [PATCH_OP], "Operations": [
+                     {"op": "replace", "path": "displayName", "value": "Patched in bulk"}]}}
+            ]))),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ops = r.body["Operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 4);
+    for op in ops {
+        assert!(
+            ["200", "201"].contains(&op["status"].as_str().unwrap()),
+            "{op}"
+        );
+    }
+    let group_loc = ops[0]["location"].as_str().unwrap();
+    assert_eq!(ops[0]["bulkId"], "g");
+    assert_eq!(ops[0]["version"], "W/\"1\"");
+    let gid = group_loc.rsplit('/').next().unwrap();
+    let g = s.a(Method::GET, &format!("/Groups/{gid}"), None).await;
+    let mut members: Vec<String> = g.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap().to_string())
+        .collect();
+    members.sort();
+    let mut expected: Vec<String> = [&ops[1], &ops[2]]
+        .iter()
+        .map(|o| {
+            o["location"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(members, expected);
+    let u1 = s
+        .a(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22bulk1%22",
+            None,
+        )
+        .await;
+    assert_eq!(u1.body["Resources"][0]["displayName"], "Patched in bulk");
+}
+
+#[tokio::test]
+async fn bulk_circular_references_fail_and_create_nothing() {
+    let s = Server::start().await;
+    let r = s
+        .a(
+            Method::POST,
+            "/Bulk",
+            Some(bulk(json!([
+                {"method": "POST", "path": "/Groups", "bulkId": "a",
+                 "data": {"schemas": [GROUP], "displayName": "A", "members": [{"value": "bulkId:b"}]}},
+                {"method": "POST", "path": "/Groups", "bulkId": "b",
+                 "data": {"schemas": [GROUP], "displayName": "B", "members": [{"value": "bulkId:a"}]}},
+                {"method": "POST", "path": "/Users", "bulkId": "ok",
+                 "data": {"schemas": [USER], "userName": "independent"}}
+            ]))),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ops = r.body["Operations"].as_array().unwrap();
+    assert_eq!(ops[0]["status"], "409");
+    assert_eq!(ops[1]["status"], "409");
+    assert_eq!(ops[0]["response"]["schemas"], json!([ERROR]));
+    assert_eq!(ops[2]["status"], "201");
+    let groups = s.a(Method::GET, "/Groups", None).await;
+    assert_eq!(groups.body["totalResults"], 0);
+}
+
+#[tokio::test]
+async fn bulk_undefined_bulk_ids_fail_the_operation() {
+    let s = Server::start().await;
+    let r = s
+        .a(
+            Method::POST,
+            "/Bulk",
+            Some(bulk(json!([
+                {"method": "POST", "path": "/Groups", "bulkId": "g",
+                 "data": {"schemas": [GROUP], "displayName": "G", "members": [{"value": "bulkId:nobody"}]}}
+            ]))),
+        )
+        .await;
+    assert_eq!(r.body["Operations"][0]["status"], "400");
+    assert_eq!(
+        r.body["Operations"][0]["response"]["scimType"],
+        "invalidValue"
+    );
+}
+
+#[tokio::test]
+async fn bulk_fail_on_errors_stops_after_that_many_errors() {
+    let s = Server::start().await;
+    s.create_user("a", "dup").await;
+    let r = s
+        .a(
+            Method::POST,
+            "/Bulk",
+            Some(
+                json!({"schemas": [BULK_REQ], "failOnErrors": 1, "Operations": [
+                    {"method": "POST", "path": "/Users", "bulkId": "x",
+                     "data": {"schemas": [USER], "userName": "dup"}},
+                    {"method": "POST", "path": "/Users", "bulkId": "y",
+                     "data": {"schemas": [USER], "userName": "never-created"}}
+                ]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let ops = r.body["Operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 1);
+    assert_eq!(ops[0]["status"], "409");
+    let l = s
+        .a(
+            Method::GET,
+            "/Users?filter=userName%20eq%20%22never-created%22",
+            None,
+        )
+        .await;
+    assert_eq!(l.body["totalResults"], 0);
+}
+
+#[tokio::test]
+async fn bulk_operation_versions_are_preconditions() {
+    let s = Server::start().await;
+    let u = s.create_user("a", "versioned").await;
+    let id = u["id"].as_str().unwrap();
+    let r = s
+        .a(
+            Method::POST,
+            "/Bulk",
+            Some(bulk(json!([
+                {"method": "PUT", "path": format!("/Users/{id}"), "version": "W/\"5\"",
+                 "data": {"schemas": [USER], "userName": "versioned", "displayName": "stale"}},
+                {"method": "DELETE", "path": format!("/Users/{id}"), "version": "W/\"1\""}
+            ]))),
+        )
+        .await;
+    let ops = r.body["Operations"].as_array().unwrap();
+    assert_eq!(ops[0]["status"], "412");
+    assert_eq!(ops[1]["status"], "204");
+    s.a(Method::GET, &format!("/Users/{id}"), None)
+        .await
+        .assert_scim_error(404);
+}
+
+#[tokio::test]
+async fn bulk_over_max_operations_is_413() {
+    let s = Server::start().await;
+    let ops: Vec<Value> = (0..11)
+        .map(|i| {
+            json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"),
+            "data": {"schemas": [USER], "userName": format!("n{i}")}})
+        })
+        .collect();
+    let r = s
+        .a(Method::POST, "/Bulk", Some(bulk(Value::Array(ops))))
+        .await;
+    r.assert_scim_error(413);
+    let l = s.a(Method::GET, "/Users", None).await;
+    assert_eq!(l.body["totalResults"], 0);
+}
+
+#[tokio::test]
+async fn bulk_over_max_payload_size_is_413() {
+    let s = Server::start().await;
+    let r = s
+        .a(
+            Method::POST,
+            "/Bulk",
+            Some(bulk(json!([
+                {"method": "POST", "path": "/Users", "bulkId": "b",
+                 "data": {"schemas": [USER], "userName": "big", "displayName": "y".repeat(40 * 1024)}}
+            ]))),
+        )
+        .await;
+    r.assert_scim_error(413);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Discovery, OpenAPI, operations endpoints.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn service_provider_config_advertises_bulk_limits_and_bearer_auth() {
+    let s = Server::start().await;
+    let r = s.a(Method::GET, "/ServiceProviderConfig", None).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["bulk"]["supported"], true);
+    assert_eq!(r.body["bulk"]["maxOperations"], 10);
+    assert_eq!(r.body["bulk"]["maxPayloadSize"], 32 * 1024);
+    assert_eq!(r.body["patch"]["supported"], true);
+    assert_eq!(r.body["etag"]["supported"], true);
+    assert_eq!(
+        r.body["authenticationSchemes"][0]["type"],
+        "oauthbearertoken"
+    );
+}
+
+#[tokio::test]
+async fn schemas_and_resource_types_include_the_custom_extension() {
+    let s = Server::start().await;
+    let r = s.a(Method::GET, "/Schemas", None).await;
+    let ids: Vec<&str> = r.body["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&ACME), "{ids:?}");
+    let one = s.a(Method::GET, &format!("/Schemas/{ACME}"), None).await;
+    assert_eq!(one.body["attributes"][0]["name"], "badgeNumber");
+    s.a(Method::GET, "/Schemas/urn:nope", None)
+        .await
+        .assert_scim_error(404);
+    let rt = s.a(Method::GET, "/ResourceTypes/User", None).await;
+    let exts: Vec<&str> = rt.body["schemaExtensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["schema"].as_str().unwrap())
+        .collect();
+    assert!(exts.contains(&ACME));
+    let list = s.a(Method::GET, "/ResourceTypes", None).await;
+    assert_eq!(list.body["totalResults"], 2);
+    // Source b has no such extension.
+    let b = s
+        .on("b", Method::GET, &format!("/Schemas/{ACME}"), None, &[])
+        .await;
+    b.assert_scim_error(404);
+    // The extension is usable on a.
+    let u = s
+        .a(
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER, ACME], "userName": "badge", ACME: {"badgeNumber": 7}})),
+        )
+        .await;
+    assert_eq!(u.status, 201, "{}", u.body);
+    assert_eq!(u.body[ACME]["badgeNumber"], 7);
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_openapi_3_with_the_custom_extension() {
+    let s = Server::start().await;
+    let r = s
+        .send(
+            Method::GET,
+            &format!("{}/openapi.json", s.origin),
+            None,
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let doc = &r.body;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for p in [
+        "/scim/{source}/v2/Users",
+        "/scim/{source}/v2/Users/{id}",
+        "/scim/{source}/v2/Groups/{id}",
+        "/scim/{source}/v2/Bulk",
+        "/scim/{source}/v2/.search",
+        "/scim/{source}/v2/ServiceProviderConfig",
+        "/scim/{source}/v2/Schemas/{id}",
+    ] {
+        assert!(paths.contains_key(p), "missing {p}");
+    }
+    let get_user = &paths["/scim/{source}/v2/Users/{id}"]["get"];
+    let params: Vec<&str> = get_user["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(params.contains(&"If-None-Match"), "{params:?}");
+    assert!(get_user["responses"]["304"].is_object());
+    assert!(get_user["responses"]["401"]["headers"]["WWW-Authenticate"].is_object());
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    assert_eq!(schemes["bearerAuth"]["scheme"], "bearer");
+    let user = &doc["components"]["schemas"]["User"];
+    assert!(user["properties"]["userName"].is_object());
+    assert_eq!(
+        user["properties"][ACME]["properties"]["badgeNumber"]["type"],
+        "integer"
+    );
+    // Every $ref points at a defined component.
+    let text = doc.to_string();
+    for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+        let name = piece.split('"').next().unwrap();
+        assert!(
+            doc["components"]["schemas"].get(name).is_some(),
+            "dangling $ref {name}"
+        );
+    }
+    let docs = s
+        .send(Method::GET, &format!("{}/docs", s.origin), None, &[], None)
+        .await;
+    assert_eq!(docs.status, 200);
+    assert!(docs.body.as_str().unwrap().contains("SwaggerUIBundle"));
+    assert!(docs.body.as_str().unwrap().contains(ACME));
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_are_served() {
+    let s = Server::start().await;
+    let h = s
+        .send(
+            Method::GET,
+            &format!("{}/healthz", s.origin),
+            None,
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(h.status, 200);
+    let r = s
+        .send(
+            Method::GET,
+            &format!("{}/readyz", s.origin),
+            None,
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["status"], "ready");
+    s.create_user("a", "counted").await;
+    let m = s
+        .send(
+            Method::GET,
+            &format!("{}/metrics", s.origin),
+            None,
+            &[],
+            None,
+        )
+        .await;
+    let text = m.body.as_str().unwrap();
+    assert!(
+        text.contains(
+            "scimd_http_requests_total{source=\"a\",endpoint=\"Users\",method=\"POST\",status=\"201\"}"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("scimd_http_request_duration_seconds_bucket"));
+}
+
+#[tokio::test]
+async fn responses_carry_a_request_id_and_echo_a_well_formed_one() {
+    let s = Server::start().await;
+    let r = s
+        .on(
+            "a",
+            Method::GET,
+            "/Users",
+            None,
+            &[("x-request-id", "abc-123")],
+        )
+        .await;
+    assert_eq!(r.header("x-request-id"), Some("abc-123"));
+    let r = s.a(Method::GET, "/Users", None).await;
+    assert_eq!(r.header("x-request-id").unwrap().len(), 36);
+}
