@@ -131,39 +131,54 @@ pub enum LogFormat {
 }
 
 /// `[state]`: the store of bearer tokens.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum StateConfig {
     /// Process memory: tokens are lost on restart and not shared between replicas. The default
     /// until the SQL state store is available.
-    #[default]
-    Memory,
+    Memory(MemoryConfig),
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig::Memory(MemoryConfig {})
+    }
 }
 
 impl StateConfig {
     /// Opens the state store.
     pub async fn build(&self, _data_dir: &Path) -> anyhow::Result<Arc<dyn StateStore>> {
         match self {
-            StateConfig::Memory => Ok(Arc::new(MemoryStateStore::default())),
+            StateConfig::Memory(_) => Ok(Arc::new(MemoryStateStore::default())),
         }
     }
 
     /// Whether tokens outlive the process (and are shared with other processes).
     pub fn is_persistent(&self) -> bool {
         match self {
-            StateConfig::Memory => false,
+            StateConfig::Memory(_) => false,
         }
     }
 }
 
 /// A backend: `backend = { type = "memory" }`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum BackendConfig {
     /// The in-memory backend: fast, nothing survives a restart.
-    #[default]
-    Memory,
+    Memory(MemoryConfig),
 }
+
+impl Default for BackendConfig {
+    fn default() -> Self {
+        BackendConfig::Memory(MemoryConfig {})
+    }
+}
+
+/// `{ type = "memory" }`: no options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryConfig {}
 
 impl BackendConfig {
     /// Builds the backend for the sources that use it, each with its schema registry.
@@ -172,7 +187,7 @@ impl BackendConfig {
         sources: &[(String, Arc<SchemaRegistry>)],
     ) -> anyhow::Result<Arc<dyn Backend>> {
         match self {
-            BackendConfig::Memory => {
+            BackendConfig::Memory(_) => {
                 let mut b = MemoryBackend::new(Arc::new(SchemaRegistry::new()));
                 for (slug, reg) in sources {
                     b = b.with_source_schemas(slug.clone(), reg.clone());
@@ -447,9 +462,12 @@ fn unknown_keys(e: &figment::Error) -> Vec<String> {
     e.clone()
         .into_iter()
         .filter_map(|e| match &e.kind {
+            // figment's path already ends with the unknown field.
             figment::error::Kind::UnknownField(field, _) => {
                 let mut path = e.path.clone();
-                path.push(field.clone());
+                if path.last() != Some(field) {
+                    path.push(field.clone());
+                }
                 Some(path.join("."))
             }
             _ => None,
@@ -552,5 +570,124 @@ fn redact_url(url: &str) -> String {
             }
         }
         None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_file(contents: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("scimd-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("scimd.toml");
+        std::fs::write(&p, contents).unwrap();
+        p
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn no_file_and_no_env_gives_the_zero_config_defaults() {
+        let l = load(None, &[]).unwrap();
+        // A stray ./scimd.toml in the test's working directory would change this.
+        if l.file.is_none() {
+            assert_eq!(l.config, Config::default());
+            assert_eq!(l.config.sources[0].slug, "default");
+            assert_eq!(l.config.server.listen, "127.0.0.1:8080");
+        }
+    }
+
+    #[test]
+    fn the_file_overrides_defaults_and_env_overrides_the_file() {
+        let f = temp_file(
+            "[server]\nlisten = \"0.0.0.0:9000\"\nmax_body_bytes = 2048\n\n[[sources]]\nslug = \"okta\"\npatch_response = \"no_content\"\n",
+        );
+        let l = load(
+            Some(&f),
+            &env(&[("SCIMD_SERVER__LISTEN", "127.0.0.1:9999"), ("HOME", "/x")]),
+        )
+        .unwrap();
+        assert_eq!(l.config.server.listen, "127.0.0.1:9999");
+        assert_eq!(l.config.server.max_body_bytes, 2048);
+        assert_eq!(l.config.sources.len(), 1);
+        assert_eq!(l.config.sources[0].patch_response, PatchResponse::NoContent);
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn scimd_config_names_the_file() {
+        let f = temp_file("[paging]\nmax_count = 50\n");
+        let l = load(None, &env(&[(CONFIG_ENV, f.to_str().unwrap())])).unwrap();
+        assert_eq!(l.config.paging.max_count, 50);
+        assert!(load(None, &env(&[(CONFIG_ENV, "/nonexistent/scimd.toml")])).is_err());
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_errors_naming_the_key() {
+        let f = temp_file("[server]\nlisten = \"127.0.0.1:1\"\nlistne = \"oops\"\n");
+        let e = load(Some(&f), &[]).unwrap_err().to_string();
+        assert!(e.contains("listne"), "{e}");
+        let f =
+            temp_file("[[sources]]\nslug = \"a\"\nbackend = { type = \"memory\", path = \"x\" }\n");
+        let e = load(Some(&f), &[]).unwrap_err().to_string();
+        assert!(e.contains("path"), "{e}");
+        let f = temp_file("[backend]\ntype = \"floppy\"\n");
+        let e = load(Some(&f), &[]).unwrap_err().to_string();
+        assert!(e.contains("floppy"), "{e}");
+    }
+
+    #[test]
+    fn unknown_scimd_variables_are_warned_about_and_ignored() {
+        let l = load(
+            None,
+            &env(&[
+                ("SCIMD_SERVER__LISTN", "x"),
+                ("SCIMD_NOPE", "1"),
+                ("SCIMD_LOG__FORMAT", "json"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
+        assert!(l.warnings.iter().any(|w| w.contains("SCIMD_SERVER__LISTN")));
+        assert!(l.warnings.iter().any(|w| w.contains("SCIMD_NOPE")));
+        assert_eq!(l.config.log.format, LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        assert!(load(None, &env(&[("SCIMD_SERVER__MAX_BODY_BYTES", "lots")])).is_err());
+        let f = temp_file("[[sources]]\nslug = \"has space\"\n");
+        assert!(load(Some(&f), &[]).is_err());
+        let f = temp_file("[[sources]]\nslug = \"a\"\n[[sources]]\nslug = \"A\"\n");
+        assert!(load(Some(&f), &[]).is_err());
+    }
+
+    #[test]
+    fn redaction_hides_secrets_and_url_passwords() {
+        let mut c = Config::default();
+        c.paging.cursor_secret = Some("s".repeat(40));
+        let v = c.redacted();
+        assert_eq!(v["paging"]["cursor_secret"], "<redacted>");
+        assert_eq!(
+            redact_url("postgres://scimd:hunter2@db:5432/scimd"),
+            "postgres://scimd:<redacted>@db:5432/scimd"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn inline_extensions_build_into_the_registry() {
+        let f = temp_file(
+            "[[sources]]\nslug = \"a\"\n[[sources.extensions]]\nresource_type = \"User\"\ndefinition = { id = \"urn:example:ext:1.0:User\", attributes = [{ name = \"badge\", type = \"string\" }] }\n",
+        );
+        let l = load(Some(&f), &[]).unwrap();
+        let reg = l.config.sources[0].registry(&l.config_dir()).unwrap();
+        assert!(reg.schema("urn:example:ext:1.0:User").is_some());
     }
 }

@@ -1,5 +1,7 @@
 //! End-to-end tests: the real server on `127.0.0.1:0`, spoken to over HTTP with reqwest.
 
+#![allow(clippy::unwrap_used)]
+
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use scimd_core::state::{MemoryStateStore, StateStore};
@@ -1251,4 +1253,141 @@ async fn responses_carry_a_request_id_and_echo_a_well_formed_one() {
     assert_eq!(r.header("x-request-id"), Some("abc-123"));
     let r = s.a(Method::GET, "/Users", None).await;
     assert_eq!(r.header("x-request-id").unwrap().len(), 36);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The binary.
+// ---------------------------------------------------------------------------------------------
+
+/// A `scimd serve` child process, killed on drop.
+struct Child {
+    child: std::process::Child,
+    base: String,
+    token: Option<String>,
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_scimd(dir: &Path) -> Child {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scimd"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SCIMD_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut base = None;
+    let mut token = None;
+    // The URL lines come first, then (on a first start) the token, then the docs line order
+    // is fixed by the CLI; stop once the docs line and any token have been read.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut saw_docs = false;
+    while std::time::Instant::now() < deadline {
+        match rx.recv_timeout(std::time::Duration::from_millis(500)) {
+            Ok(line) => {
+                if let Some(url) = line.strip_prefix("scimd: source \"default\" is served at ") {
+                    base = Some(url.trim().to_string());
+                } else if line.starts_with("scimd_") {
+                    token = Some(line.trim().to_string());
+                    break;
+                } else if line.starts_with("scimd: API documentation") {
+                    saw_docs = true;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if saw_docs => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(_) => break,
+        }
+    }
+    Child {
+        child,
+        base: base.expect("scimd printed no base URL"),
+        token,
+    }
+}
+
+#[tokio::test]
+async fn the_binary_starts_with_no_config_prints_a_token_once_and_serves_with_it() {
+    let dir = std::env::temp_dir().join(format!("scimd-e2e-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = spawn_scimd(&dir);
+    assert!(
+        child.base.starts_with("http://127.0.0.1:"),
+        "{}",
+        child.base
+    );
+    assert!(child.base.ends_with("/scim/default/v2"), "{}", child.base);
+    let token = child.token.clone().expect("a first start prints a token");
+    assert!(
+        token.starts_with("scimd_") && token.len() == 6 + 43,
+        "{token}"
+    );
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("{}/Users", child.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/scim+json")
+        .body(
+            serde_json::to_vec(&json!({"schemas": [USER], "userName": "from-the-binary"})).unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let created: Value = r.json().await.unwrap();
+    let r = client
+        .get(format!(
+            "{}/Users/{}",
+            child.base,
+            created["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let got: Value = r.json().await.unwrap();
+    assert_eq!(got["userName"], "from-the-binary");
+    let r = client
+        .get(format!("{}/Users", child.base))
+        .bearer_auth("scimd_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    drop(child);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    )
 }
