@@ -1391,3 +1391,112 @@ fn uuid_like() -> String {
             .unwrap_or_default()
     )
 }
+
+#[tokio::test]
+async fn cursor_paging_walks_every_resource_once_and_rejects_tampered_cursors() {
+    let s = Server::start().await;
+    for i in 0..5 {
+        s.create_user("a", &format!("cursor-{i}")).await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let r = s
+            .a(
+                Method::GET,
+                &format!("/Users?sortBy=userName&count=2&cursor={cursor}"),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["totalResults"], 5);
+        assert!(r.body.get("startIndex").is_none());
+        for u in r.body["Resources"].as_array().unwrap() {
+            seen.push(u["userName"].as_str().unwrap().to_string());
+        }
+        match r.body.get("nextCursor").and_then(Value::as_str) {
+            Some(next) => cursor = next.to_string(),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        (0..5).map(|i| format!("cursor-{i}")).collect::<Vec<_>>()
+    );
+    let r = s
+        .a(Method::GET, "/Users?count=2&cursor=AAAAtampered", None)
+        .await;
+    r.assert_scim_error(400);
+    assert_eq!(r.body["scimType"], "invalidCursor");
+    let r = s.a(Method::GET, "/Users?cursor=&startIndex=2", None).await;
+    r.assert_scim_error(400);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_in_flight_requests_finish() {
+    let state = Arc::new(MemoryStateStore::default());
+    let mut config = test_config();
+    config.bulk.max_operations = 2000;
+    config.bulk.max_payload_size = 4 * 1024 * 1024;
+    let app = App::build_with_state(config, Path::new("."), state)
+        .await
+        .unwrap();
+    let token = app.ensure_initial_tokens().await.unwrap().remove(0).1;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(scimd_server::serve(app, listener, async {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::new();
+    // A large Bulk request is being processed when shutdown starts.
+    let n = 2000;
+    let ops: Vec<Value> = (0..n)
+        .map(|i| {
+            json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"),
+            "data": {"schemas": [USER], "userName": format!("inflight-{i}")}})
+        })
+        .collect();
+    let req = client
+        .post(format!("http://{addr}/scim/a/v2/Bulk"))
+        .bearer_auth(token.expose())
+        .header("content-type", "application/scim+json")
+        .body(serde_json::to_vec(&bulk(Value::Array(ops))).unwrap())
+        .send();
+    let in_flight = tokio::spawn(req);
+    let probe = reqwest::Client::new();
+    loop {
+        let r: Value = probe
+            .get(format!("http://{addr}/scim/a/v2/Users?count=0"))
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if r["totalResults"].as_u64().unwrap() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    drop(probe);
+    tx.send(()).unwrap();
+    let resp = in_flight.await.unwrap().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["Operations"].as_array().unwrap().len(), n);
+    // The server task ends, and new connections are refused.
+    tokio::time::timeout(std::time::Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        client
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .is_err()
+    );
+}
