@@ -308,9 +308,7 @@ impl Conn {
             fresh.ready().await?;
             self.sender = Some(fresh);
         }
-        self.sender
-            .as_mut()
-            .ok_or_else(|| anyhow!("no connection"))
+        self.sender.as_mut().ok_or_else(|| anyhow!("no connection"))
     }
 }
 

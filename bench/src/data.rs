@@ -19,16 +19,43 @@ pub const PATCH_SCHEMA: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 
 const GIVEN: &[&str] = &[
     "Anna", "Ben", "Chloe", "David", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemal",
-    "Lena", "Marco", "Nadia", "Oskar", "Priya", "Quentin", "Rosa", "Sven", "Tara", "Umar",
-    "Vera", "Wen", "Ximena", "Yusuf", "Zoe", "Amara", "Bruno", "Carmen", "Dmitri", "Emma",
-    "Felix",
+    "Lena", "Marco", "Nadia", "Oskar", "Priya", "Quentin", "Rosa", "Sven", "Tara", "Umar", "Vera",
+    "Wen", "Ximena", "Yusuf", "Zoe", "Amara", "Bruno", "Carmen", "Dmitri", "Emma", "Felix",
 ];
 // No name is a suffix of another, so an email fragment `<family>.<i>@` matches one user.
 const FAMILY: &[&str] = &[
-    "Jensen", "Okafor", "Moreau", "Tanaka", "Kowalski", "Haddad", "Lindqvist", "Ferreira",
-    "Novak", "Castillo", "Brennan", "Yilmaz", "Petrov", "Mbeki", "Schulz", "Rossi", "Nakamura",
-    "Dubois", "Ortega", "Fischer", "Kaur", "Andersen", "Costa", "Weber", "Lopez", "Ivanova",
-    "Hughes", "Bauer", "Silva", "Chen", "Park", "Murphy",
+    "Jensen",
+    "Okafor",
+    "Moreau",
+    "Tanaka",
+    "Kowalski",
+    "Haddad",
+    "Lindqvist",
+    "Ferreira",
+    "Novak",
+    "Castillo",
+    "Brennan",
+    "Yilmaz",
+    "Petrov",
+    "Mbeki",
+    "Schulz",
+    "Rossi",
+    "Nakamura",
+    "Dubois",
+    "Ortega",
+    "Fischer",
+    "Kaur",
+    "Andersen",
+    "Costa",
+    "Weber",
+    "Lopez",
+    "Ivanova",
+    "Hughes",
+    "Bauer",
+    "Silva",
+    "Chen",
+    "Park",
+    "Murphy",
 ];
 const DEPARTMENTS: &[&str] = &[
     "Engineering",
@@ -97,11 +124,9 @@ pub struct Identities {
 impl Identities {
     /// The data set with this prefix.
     pub fn new(prefix: &str) -> Identities {
-        let salt = prefix
-            .bytes()
-            .fold(0xCBF2_9CE4_8422_2325_u64, |h, b| {
-                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
-            });
+        let salt = prefix.bytes().fold(0xCBF2_9CE4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3)
+        });
         Identities {
             prefix: prefix.to_string(),
             salt,
@@ -299,6 +324,9 @@ mod tests {
     fn prefixes_are_six_url_safe_characters() {
         let p = random_prefix();
         assert_eq!(p.len(), 6);
-        assert!(p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert!(
+            p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
     }
 }

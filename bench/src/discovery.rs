@@ -109,7 +109,10 @@ mod tests {
             "bulk": {"supported": true, "maxOperations": 0, "maxPayloadSize": 10}
         }));
         assert_eq!(zero.bulk, None);
-        assert_eq!(ServiceConfig::from_json(&json!({})), ServiceConfig::default());
+        assert_eq!(
+            ServiceConfig::from_json(&json!({})),
+            ServiceConfig::default()
+        );
     }
 
     #[test]

@@ -393,10 +393,7 @@ fn created_from_reply(reply: &Reply) -> Created {
 
 /// The outcome of each operation of a Bulk batch (`range` indexes the chunk's items; the
 /// operations' bulkIds are `b<index>`).
-fn bulk_outcomes(
-    range: Range<usize>,
-    reply: anyhow::Result<Reply>,
-) -> Vec<(usize, Created)> {
+fn bulk_outcomes(range: Range<usize>, reply: anyhow::Result<Reply>) -> Vec<(usize, Created)> {
     let whole_batch = |what: String| -> Vec<(usize, Created)> {
         range
             .clone()
@@ -414,7 +411,9 @@ fn bulk_outcomes(
     };
     let mut by_index: Vec<Option<Created>> = vec![None; range.len()];
     for (bulk_id, created) in parsed {
-        let k = bulk_id.strip_prefix('b').and_then(|n| n.parse::<usize>().ok());
+        let k = bulk_id
+            .strip_prefix('b')
+            .and_then(|n| n.parse::<usize>().ok());
         if let Some(slot) = k
             .and_then(|k| k.checked_sub(range.start))
             .and_then(|off| by_index.get_mut(off))
@@ -576,9 +575,11 @@ pub async fn seed(target: &Target, opts: &SeedOptions) -> anyhow::Result<()> {
         ticker.abort();
         progress.print();
         report_failures("groups", &out);
-        state
-            .groups
-            .extend(out.created.iter().map(|(j, id)| SeededGroup(*j, id.clone())));
+        state.groups.extend(
+            out.created
+                .iter()
+                .map(|(j, id)| SeededGroup(*j, id.clone())),
+        );
         state.save(&opts.state_path)?;
     }
 
@@ -704,14 +705,20 @@ mod tests {
     #[test]
     fn an_operation_larger_than_the_payload_limit_is_an_error() {
         assert!(plan_batches(&[10, 2000], LIMITS).is_err());
-        assert_eq!(plan_batches(&[], LIMITS).unwrap(), Vec::<Range<usize>>::new());
+        assert_eq!(
+            plan_batches(&[], LIMITS).unwrap(),
+            Vec::<Range<usize>>::new()
+        );
     }
 
     #[test]
     fn bulk_bodies_are_bulk_requests() {
         let ops = vec![r#"{"method":"POST"}"#.to_string(), "{}".to_string()];
         let v: Value = serde_json::from_str(&bulk_body(&ops)).unwrap();
-        assert_eq!(v["schemas"][0], "urn:ietf:params:scim:api:messages:2.0:BulkRequest");
+        assert_eq!(
+            v["schemas"][0],
+            "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+        );
         assert_eq!(v["Operations"].as_array().unwrap().len(), 2);
     }
 
@@ -783,7 +790,10 @@ mod tests {
 
     #[test]
     fn locations_end_in_the_id() {
-        assert_eq!(id_from_location("https://h/v2/Users/a-1").as_deref(), Some("a-1"));
+        assert_eq!(
+            id_from_location("https://h/v2/Users/a-1").as_deref(),
+            Some("a-1")
+        );
         assert_eq!(id_from_location("/Users/a-1/").as_deref(), Some("a-1"));
         assert_eq!(id_from_location("/Users/a?x=1").as_deref(), Some("a"));
         assert_eq!(id_from_location(""), None);

@@ -139,7 +139,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("scimd-bench-state-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("state.json");
-        assert_eq!(State::load(&path, "http://127.0.0.1:1/scim/v2").unwrap(), None);
+        assert_eq!(
+            State::load(&path, "http://127.0.0.1:1/scim/v2").unwrap(),
+            None
+        );
         let s = sample();
         s.save(&path).unwrap();
         assert_eq!(
