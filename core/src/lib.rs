@@ -11,6 +11,8 @@
 //! - [`projection`]: `attributes` / `excludedAttributes` and the `returned` characteristic.
 //! - [`paging`]: sorting, index paging and tamper-evident RFC 9865 cursors.
 //! - [`backend`]: the [`Backend`](backend::Backend) trait every store implements.
+//! - [`hooks`]: the [`Hook`](hooks::Hook) trait and the [`HookPipeline`](hooks::HookPipeline)
+//!   that runs a source's hooks around every write.
 //! - [`error`]: [`ScimError`](error::ScimError) and the one mapping from
 //!   [`BackendError`](error::BackendError).
 
@@ -19,6 +21,7 @@
 pub mod backend;
 pub mod error;
 pub mod filter;
+pub mod hooks;
 pub mod normalize;
 pub mod paging;
 pub mod patch;
