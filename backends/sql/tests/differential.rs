@@ -60,7 +60,7 @@ const TIMES: &[&str] = &[
     "1999-01-01T00:00:00Z",
 ];
 const INTS: &[i64] = &[-5, 0, 1, 7, 100, 4_000_000_000];
-const DECIMALS: &[f64] = &[-1.25, 0.0, 0.5, 2.0, 3.14159, 1000.0];
+const DECIMALS: &[f64] = &[-1.25, 0.0, 0.5, 2.0, 2.71, 1000.0];
 const TYPES: &[&str] = &["work", "Work", "home", "other"];
 
 fn word() -> impl Strategy<Value = String> {
