@@ -373,7 +373,7 @@ impl LdapBackend {
             .map(|id| (id.clone(), id))
             .collect();
         let mut fake = Entry::default();
-        if let Ok(values) = obj.to_ldap(attrs, &identity) {
+        if let Ok(values) = obj.to_ldap(attrs, &identity, true) {
             for (key, (_, v)) in values {
                 fake.attrs.insert(key, v);
             }
@@ -422,7 +422,24 @@ impl LdapBackend {
                 }
             };
             let (l, p) = (get(&from_ldap), get(&projected));
-            if same_values(l.as_ref(), p.as_ref()) {
+            let refs: Vec<&str> = obj
+                .attrs
+                .iter()
+                .filter(|m| m.reference && m.scim.ext == ext && m.scim.name == name)
+                .filter_map(|m| m.scim.sub.as_deref())
+                .collect();
+            if !refs.is_empty() {
+                // A reference the directory cannot resolve (an id outside it) lives in the
+                // copy only: only a different resolvable value in the directory wins.
+                let b = get(blob);
+                let agrees = l.as_ref().is_none_or(|l| {
+                    refs.iter()
+                        .all(|s| l.get(s) == b.as_ref().and_then(|b| b.get(s)))
+                });
+                if agrees {
+                    continue;
+                }
+            } else if same_values(l.as_ref(), p.as_ref()) {
                 continue;
             }
             diverged = true;
@@ -734,8 +751,10 @@ impl LdapBackend {
         let obj = self.obj(kind);
         let dn_refs: HashMap<String, String> =
             refs.iter().map(|(k, (dn, _))| (k.clone(), dn.clone())).collect();
+        // In lossless mode a reference to an unknown id (a manager outside the directory) is
+        // kept in the JSON copy only; otherwise it cannot be stored at all.
         let values = obj
-            .to_ldap(attrs, &dn_refs)
+            .to_ldap(attrs, &dn_refs, self.lossless)
             .map_err(BackendError::InvalidReference)?;
         let mut out: BTreeMap<String, (String, Vec<Val>)> = values
             .into_iter()
@@ -786,6 +805,24 @@ impl LdapBackend {
             a,
         };
         serde_json::to_vec(&b).map_err(|e| BackendError::Internal(format!("cannot encode: {e}")))
+    }
+
+    /// The modifications that replace the lossless copy of `entry` with `new`: the exact old
+    /// value is deleted and the new one added in the same modify, so the write fails (and is
+    /// retried or reported as a version mismatch) when another writer changed the entry since
+    /// it was read. Returns whether the swap is guarded that way.
+    fn blob_mods(entry: &Entry, new: Val) -> (Vec<Mod<Val>>, bool) {
+        let name = JSON_ATTR.as_bytes().to_vec();
+        match entry.first(JSON_ATTR) {
+            Some(old) => (
+                vec![
+                    Mod::Delete(name.clone(), set_of([old.to_string()])),
+                    Mod::Add(name, [new].into_iter().collect()),
+                ],
+                true,
+            ),
+            None => (vec![Mod::Replace(name, [new].into_iter().collect())], false),
+        }
     }
 
     /// The modifications that turn `current` into `desired`, leaving out `skip` (the naming
@@ -1138,9 +1175,15 @@ impl LdapBackend {
                 let c = format_time(current.meta.created);
                 let m = format_time(now().max(current.meta.last_modified));
                 let v = current.meta.version.0.saturating_add(1);
-                mods.push(Mod::Replace(JSON_ATTR.as_bytes().to_vec(), [self.blob_value(&new_plain, v, &c, &m)?].into_iter().collect()));
+                let (blob, _) = Self::blob_mods(&entry, self.blob_value(&new_plain, v, &c, &m)?);
+                mods.extend(blob);
             }
-            let res = self.modify(&entry.dn, mods, csn.as_deref(), ctx).await;
+            // No assertion control here: OpenLDAP's memberof overlay passes the request's
+            // controls on to its own modify of each member entry, where an assertion on the
+            // group's CSN fails and memberOf silently stays stale. Concurrent writers are
+            // caught by the lossless copy's swap, and member values by add/delete conflicts.
+            let _ = csn;
+            let res = self.modify(&entry.dn, mods, None, ctx).await;
             match res {
                 Ok(()) => {}
                 Err(BackendError::VersionMismatch) if expected.is_none() => continue,
@@ -1167,11 +1210,15 @@ impl LdapBackend {
     /// Modifications restoring the attributes `mods` touched to their values in `before`.
     fn undo_mods(&self, before: &Entry, mods: &[Mod<Val>]) -> Vec<Mod<Val>> {
         let mut undo = Vec::new();
+        let mut seen = HashSet::new();
         for m in mods {
             let name = match m {
                 Mod::Add(n, _) | Mod::Delete(n, _) | Mod::Replace(n, _) | Mod::Increment(n, _) => n,
             };
             let key = String::from_utf8_lossy(name).to_ascii_lowercase();
+            if key == JSON_ATTR.to_ascii_lowercase() || !seen.insert(key.clone()) {
+                continue;
+            }
             let old: HashSet<Val> = before
                 .values(&key)
                 .iter()
@@ -1258,7 +1305,11 @@ impl LdapBackend {
             return Ok(());
         }
         let obj = self.obj(kind);
-        let refs = self.resolve_refs(source, obj.referenced_ids(attrs)).await?;
+        let refs = if self.lossless {
+            self.resolve_ids(source, &obj.referenced_ids(attrs)).await?
+        } else {
+            self.resolve_refs(source, obj.referenced_ids(attrs)).await?
+        };
         for _ in 0..WRITE_RETRIES {
             let entry = self.find_entry(source, kind, id, false).await?;
             let current = self
@@ -1286,17 +1337,19 @@ impl LdapBackend {
                 return Ok(());
             }
             let _ = plain;
+            let mut guard = csn.as_deref();
             if self.lossless {
                 let c = format_time(current.meta.created);
                 let m = format_time(now().max(current.meta.last_modified));
                 let v = current.meta.version.0.saturating_add(1);
-                mods.push(Mod::Replace(
-                    JSON_ATTR.as_bytes().to_vec(),
-                    [self.blob_value(attrs, v, &c, &m)?].into_iter().collect(),
-                ));
+                let (blob, swapped) = Self::blob_mods(&entry, self.blob_value(attrs, v, &c, &m)?);
+                mods.extend(blob);
+                if swapped {
+                    guard = None;
+                }
             }
             let attr_mods = mods.clone();
-            match self.modify(&entry.dn, mods, csn.as_deref(), ctx).await {
+            match self.modify(&entry.dn, mods, guard, ctx).await {
                 Ok(()) => {}
                 Err(BackendError::VersionMismatch) if expected.is_none() && retry => continue,
                 Err(e) => return Err(e),
@@ -1444,7 +1497,11 @@ impl Backend for LdapBackend {
         attrs: Map<String, Value>,
     ) -> Result<Resource, BackendError> {
         let obj = self.obj(kind);
-        let mut ref_ids = obj.referenced_ids(&attrs);
+        let mut ref_ids = if self.lossless {
+            Vec::new()
+        } else {
+            obj.referenced_ids(&attrs)
+        };
         let members: Vec<Member> = if kind == ResourceKind::Group {
             attrs
                 .get("members")
@@ -1455,7 +1512,10 @@ impl Backend for LdapBackend {
             Vec::new()
         };
         ref_ids.extend(members.iter().map(|m| m.value.clone()));
-        let refs = self.resolve_refs(source, ref_ids).await?;
+        let mut refs = self.resolve_refs(source, ref_ids).await?;
+        if self.lossless {
+            refs.extend(self.resolve_ids(source, &obj.referenced_ids(&attrs)).await?);
+        }
         let mut desired = self.desired(kind, &attrs, &refs, None)?;
         let rdn_val = self.rdn_value(kind, &desired)?;
         let base = self.base(kind, source);

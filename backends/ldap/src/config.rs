@@ -362,6 +362,10 @@ pub struct AttributeMapping {
     /// `manager.value` ↔ `manager`).
     #[serde(default)]
     pub reference: bool,
+    /// The LDAP attribute only holds ASCII (IA5String syntax, such as `mail`). In lossless
+    /// mode other values are kept in the JSON copy only; otherwise the directory rejects them.
+    #[serde(default)]
+    pub ascii_only: bool,
 }
 
 /// What a SCIM DELETE does to the entry.

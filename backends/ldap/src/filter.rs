@@ -339,18 +339,28 @@ pub(crate) fn translate(f: &Filter, cx: &Context<'_>) -> Result<Translated, Back
                 };
                 Ok(Translated::superset(LFilter::or(vec![
                     mapped,
-                    json_superset(leaf, json, 0),
+                    json_superset(leaf, json, cx, None, 0),
                 ])))
             }
             Some(_) => {
                 // Metadata lives in the JSON copy in lossless mode; ids, `active` and
                 // relations come from the entry, but `active` may be absent from the copy.
                 let t = strict_leaf(leaf, cx)?;
-                let exact = t.exact && !leaf_is(leaf, "active") && !leaf_is(leaf, "meta");
                 Ok(if leaf_is(leaf, "meta") {
                     Translated::everything()
+                } else if leaf_is(leaf, "active") {
+                    // The copy may leave `active` out while the directory says unlocked:
+                    // only `eq true`/`eq false` stay supersets.
+                    match leaf {
+                        Filter::Compare {
+                            op: CompareOp::Eq,
+                            value: CompValue::Bool(_),
+                            ..
+                        } => Translated::superset(t.filter),
+                        _ => Translated::everything(),
+                    }
                 } else {
-                    Translated { filter: t.filter, exact }
+                    t
                 })
             }
             None => strict_leaf(leaf, cx),
@@ -394,6 +404,35 @@ fn is_stored_leaf(f: &Filter, cx: &Context<'_>) -> bool {
     !(relation || ["id", "meta", "schemas", "active"].contains(&p.name.as_str()))
 }
 
+/// Whether the compared attribute holds text that the JSON copy stores verbatim (not
+/// dateTime, numbers or booleans, whose JSON spelling may differ from the filter's).
+fn is_textual(path: &AttrPath, parent: Option<&AttrPath>, cx: &Context<'_>) -> bool {
+    let full = match parent {
+        Some(p) => AttrPath {
+            urn: p.urn.clone(),
+            name: p.name.clone(),
+            sub: Some(path.name.clone()),
+        },
+        None => path.clone(),
+    };
+    let Some(r) = cx.rt.resolve(&full) else {
+        return false;
+    };
+    let def = r.target();
+    let def = if def.attr_type == scimd_core::schema::AttrType::Complex {
+        match def.sub_attribute("value") {
+            Some(v) => v,
+            None => return false,
+        }
+    } else {
+        def
+    };
+    matches!(
+        def.attr_type,
+        scimd_core::schema::AttrType::String | scimd_core::schema::AttrType::Reference
+    )
+}
+
 /// Whether a filter value can be looked for in the JSON copy with a case-insensitive LDAP
 /// substring match and be sure to find every value the core would match: printable ASCII
 /// (ASCII case folding is the same on both sides) without leading, trailing or repeated
@@ -406,8 +445,15 @@ fn json_safe(v: &str) -> bool {
         && !v.contains("  ")
 }
 
-/// A substring filter on the JSON copy that every resource matching `f` satisfies.
-fn json_superset(f: &Filter, json: &str, depth: usize) -> LFilter {
+/// A substring filter on the JSON copy that every resource matching `f` satisfies. `parent`
+/// is the attribute of an enclosing value path.
+fn json_superset(
+    f: &Filter,
+    json: &str,
+    cx: &Context<'_>,
+    parent: Option<&AttrPath>,
+    depth: usize,
+) -> LFilter {
     if depth > scimd_core::filter::MAX_DEPTH * 4 {
         return LFilter::True;
     }
@@ -417,23 +463,24 @@ fn json_superset(f: &Filter, json: &str, depth: usize) -> LFilter {
     };
     match f {
         Filter::And(a, b) => LFilter::and(vec![
-            json_superset(a, json, depth + 1),
-            json_superset(b, json, depth + 1),
+            json_superset(a, json, cx, parent, depth + 1),
+            json_superset(b, json, cx, parent, depth + 1),
         ]),
         Filter::Or(a, b) => LFilter::or(vec![
-            json_superset(a, json, depth + 1),
-            json_superset(b, json, depth + 1),
+            json_superset(a, json, cx, parent, depth + 1),
+            json_superset(b, json, cx, parent, depth + 1),
         ]),
         Filter::Not(_) => LFilter::True,
         Filter::Present(p) => key(p.sub.as_deref().unwrap_or(&p.name)),
-        Filter::ValuePath { path, filter } => {
-            LFilter::and(vec![key(&path.name), json_superset(filter, json, depth + 1)])
-        }
+        Filter::ValuePath { path, filter } => LFilter::and(vec![
+            key(&path.name),
+            json_superset(filter, json, cx, Some(path), depth + 1),
+        ]),
         Filter::Compare {
+            path,
             op: CompareOp::Eq | CompareOp::Co | CompareOp::Sw | CompareOp::Ew,
             value: CompValue::Str(v),
-            ..
-        } if json_safe(v) => {
+        } if json_safe(v) && is_textual(path, parent, cx) => {
             let encoded = serde_json::Value::String(v.clone()).to_string();
             let inner = encoded
                 .strip_prefix('"')

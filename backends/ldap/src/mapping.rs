@@ -57,6 +57,8 @@ pub(crate) struct AttrMap {
     pub fallback: Option<String>,
     /// The LDAP value is a DN and the SCIM value an id.
     pub reference: bool,
+    /// The LDAP attribute only holds ASCII.
+    pub ascii_only: bool,
 }
 
 /// The mapping of one resource type.
@@ -144,7 +146,13 @@ fn am(scim: &str, ldap: &str) -> AttributeMapping {
         multi: false,
         fallback: None,
         reference: false,
+        ascii_only: false,
     }
+}
+
+fn ascii(mut m: AttributeMapping) -> AttributeMapping {
+    m.ascii_only = true;
+    m
 }
 
 fn multi(mut m: AttributeMapping) -> AttributeMapping {
@@ -199,7 +207,7 @@ fn preset_users(preset: Preset, base_dn: &str) -> (ObjectConfig, Vec<AttributeMa
                 am("userType", "employeeType"),
                 am("preferredLanguage", "preferredLanguage"),
                 am("profileUrl", "labeledURI"),
-                multi(am("emails[type eq \"work\"].value", "mail")),
+                ascii(multi(am("emails[type eq \"work\"].value", "mail"))),
                 multi(am("phoneNumbers[type eq \"work\"].value", "telephoneNumber")),
                 multi(am("phoneNumbers[type eq \"mobile\"].value", "mobile")),
                 multi(am("phoneNumbers[type eq \"home\"].value", "homePhone")),
@@ -430,6 +438,7 @@ fn compile_attr(m: &AttributeMapping, rt: &ResourceTypeDef) -> Result<AttrMap, C
         multi: m.multi,
         fallback: m.fallback.clone(),
         reference: m.reference,
+        ascii_only: m.ascii_only,
     })
 }
 
@@ -736,6 +745,7 @@ impl ObjectMap {
         &self,
         attrs: &Map<String, Value>,
         refs: &HashMap<String, String>,
+        lenient: bool,
     ) -> Result<BTreeMap<String, (String, Vec<String>)>, String> {
         let mut out: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
         for m in &self.attrs {
@@ -745,10 +755,18 @@ impl ObjectMap {
         for m in &self.attrs {
             let mut values = self.values_for(m, attrs);
             if m.reference {
-                values = values
-                    .into_iter()
-                    .map(|id| refs.get(&id).cloned().ok_or(id))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let mut dns = Vec::with_capacity(values.len());
+                for id in values {
+                    match refs.get(&id) {
+                        Some(dn) => dns.push(dn.clone()),
+                        None if lenient => {}
+                        None => return Err(id),
+                    }
+                }
+                values = dns;
+            }
+            if lenient && m.ascii_only {
+                values.retain(|v| v.is_ascii());
             }
             if values.is_empty()
                 && let Some(f) = &m.fallback
@@ -1039,7 +1057,7 @@ mod tests {
                        {"value": "p@x", "type": "work", "primary": true}, {"value": "untyped@x"}],
             "phoneNumbers": [{"value": "1", "type": "fax"}],
         });
-        let v = m.users.to_ldap(attrs.as_object().unwrap(), &HashMap::new()).unwrap();
+        let v = m.users.to_ldap(attrs.as_object().unwrap(), &HashMap::new(), false).unwrap();
         assert_eq!(v["uid"].1, ["bjensen"]);
         assert_eq!(v["sn"].1, ["bjensen"]);
         assert_eq!(v["cn"].1, ["bjensen"]);
@@ -1052,12 +1070,12 @@ mod tests {
     fn unresolved_references_are_reported() {
         let m = openldap();
         let attrs = json!({"userName": "x", ENTERPRISE: {"manager": {"value": "nope"}}});
-        let err = m.users.to_ldap(attrs.as_object().unwrap(), &HashMap::new());
+        let err = m.users.to_ldap(attrs.as_object().unwrap(), &HashMap::new(), false);
         assert_eq!(err, Err("nope".to_string()));
         let mut refs = HashMap::new();
         refs.insert("boss".to_string(), "uid=boss,ou=people,dc=example,dc=org".to_string());
         let attrs = json!({"userName": "x", ENTERPRISE: {"manager": {"value": "boss"}}});
-        let v = m.users.to_ldap(attrs.as_object().unwrap(), &refs).unwrap();
+        let v = m.users.to_ldap(attrs.as_object().unwrap(), &refs, false).unwrap();
         assert_eq!(v["manager"].1, ["uid=boss,ou=people,dc=example,dc=org"]);
     }
 
