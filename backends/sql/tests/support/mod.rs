@@ -96,43 +96,63 @@ pub async fn postgres() -> Option<SqlBackend> {
 /// The URL of this test process's own database, created on first use.
 pub fn postgres_url() -> Option<String> {
     static URL: OnceLock<Option<String>> = OnceLock::new();
-    URL.get_or_init(|| {
-        // A thread with its own runtime: the database outlives every test's runtime.
-        std::thread::spawn(create_database)
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    })
-    .clone()
+    URL.get_or_init(new_postgres_url).clone()
+}
+
+/// A new, empty database (dropped when this process exits), or `None` as for
+/// [`postgres_url`].
+pub fn new_postgres_url() -> Option<String> {
+    // A thread with its own runtime: the database outlives every test's runtime.
+    std::thread::spawn(create_database)
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
 fn ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
 }
 
+/// The admin URL of a reachable server, found (or started) once per process.
+fn admin() -> Option<String> {
+    static ADMIN: OnceLock<Option<String>> = OnceLock::new();
+    ADMIN
+        .get_or_init(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            match rt.block_on(admin_url()) {
+                Some(u) => Some(u),
+                None if ci() => panic!(
+                    "CI=true but no PostgreSQL could be reached or started: the PostgreSQL \
+                     tests must run in CI (set SCIMD_TEST_POSTGRES_URL or install PostgreSQL)"
+                ),
+                None => {
+                    eprintln!(
+                        "skipped: no PostgreSQL answers and none could be started \
+                         (set SCIMD_TEST_POSTGRES_URL)"
+                    );
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
 fn create_database() -> Option<String> {
+    let admin = admin()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let admin = match admin_url().await {
-            Some(u) => u,
-            None if ci() => panic!(
-                "CI=true but no PostgreSQL could be reached or started: the PostgreSQL tests \
-                 must run in CI (set SCIMD_TEST_POSTGRES_URL or install PostgreSQL)"
-            ),
-            None => {
-                eprintln!(
-                    "skipped: no PostgreSQL answers and none could be started \
-                     (set SCIMD_TEST_POSTGRES_URL)"
-                );
-                return None;
-            }
-        };
         let mut conn = sqlx::PgConnection::connect(&admin)
             .await
             .expect("admin connection");
-        drop_stale_databases(&mut conn).await;
+        static CLEANED: OnceLock<()> = OnceLock::new();
+        if CLEANED.set(()).is_ok() {
+            drop_stale_databases(&mut conn).await;
+        }
         let name = format!(
             "scimd_test_{}_{:08x}",
             std::process::id(),
