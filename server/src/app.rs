@@ -1,11 +1,11 @@
 //! The running application: sources with their services, the state store and the limits, built
 //! once from the configuration and shared by every request.
 
-use crate::config::{BackendConfig, Config, Loaded, PatchResponse};
+use crate::config::{BuiltBackend, Config, Loaded, PatchResponse};
 use crate::tokens::{self, Secret};
 use anyhow::Context;
 use scimd_core::service::Service;
-use scimd_core::state::StateStore;
+use scimd_core::state::{MemoryStateStore, StateStore};
 use scimd_core::{Backend, SchemaRegistry};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,6 +34,7 @@ pub struct App {
     pub sources: BTreeMap<String, Arc<Source>>,
     /// The shared state store (tokens).
     pub state: Arc<dyn StateStore>,
+    persistent_state: bool,
     backends: Vec<Arc<dyn Backend>>,
 }
 
@@ -47,15 +48,10 @@ impl fmt::Debug for App {
 }
 
 impl App {
-    /// Builds the application from a loaded configuration, opening the configured state store.
+    /// Builds the application from a loaded configuration: backends, then the state store
+    /// (sharing the top-level backend's database when `[state]` names the same one).
     pub async fn build(loaded: &Loaded) -> anyhow::Result<Arc<App>> {
-        let state = loaded
-            .config
-            .state
-            .build(&loaded.config.server.data_dir)
-            .await
-            .context("while opening the state store")?;
-        App::build_with_state(loaded.config.clone(), &loaded.config_dir(), state).await
+        App::assemble(loaded.config.clone(), &loaded.config_dir(), None).await
     }
 
     /// Builds the application over a given state store (tests share one between servers).
@@ -63,6 +59,14 @@ impl App {
         config: Config,
         config_dir: &Path,
         state: Arc<dyn StateStore>,
+    ) -> anyhow::Result<Arc<App>> {
+        App::assemble(config, config_dir, Some(state)).await
+    }
+
+    async fn assemble(
+        config: Config,
+        config_dir: &Path,
+        state: Option<Arc<dyn StateStore>>,
     ) -> anyhow::Result<Arc<App>> {
         let paging = config.paging.build()?;
         let mut registries = Vec::new();
@@ -81,30 +85,38 @@ impl App {
             .map(|(_, r)| r.clone())
             .collect();
         let mut backends: Vec<Arc<dyn Backend>> = Vec::new();
-        let shared = if shared_users.is_empty() {
-            None
-        } else {
+        // The top-level backend is opened even when every source has its own, when the state
+        // store lives in its database.
+        let top_needed = !shared_users.is_empty()
+            || (state.is_none()
+                && matches!(config.state, crate::config::StateConfig::Backend(_))
+                && config.backend.sql().is_some());
+        let top = if top_needed {
             let b = config
                 .backend
                 .build(&shared_users)
                 .await
                 .context("while opening the backend")?;
-            backends.push(b.clone());
+            backends.push(b.backend.clone());
             Some(b)
+        } else {
+            None
         };
         let mut sources = BTreeMap::new();
         for (s, (slug, reg)) in config.sources.iter().zip(registries) {
-            let backend = match (&s.backend, &shared) {
+            let backend = match (&s.backend, &top) {
                 (Some(own), _) => {
                     let b = own
                         .build(&[(slug.clone(), reg.clone())])
                         .await
                         .with_context(|| format!("while opening the backend of source {slug}"))?;
-                    backends.push(b.clone());
-                    b
+                    backends.push(b.backend.clone());
+                    b.backend
                 }
-                (None, Some(b)) => b.clone(),
-                (None, None) => BackendConfig::default().build(&[]).await?,
+                (None, Some(b)) => b.backend.clone(),
+                (None, None) => {
+                    anyhow::bail!("source {slug} has no backend")
+                }
             };
             let service = Service::new(slug.clone(), backend, reg, paging.clone());
             sources.insert(
@@ -116,12 +128,39 @@ impl App {
                 }),
             );
         }
+        let (state, persistent_state) = match state {
+            Some(s) => (s, false),
+            None => match config.state.resolve(&config.backend) {
+                None => (
+                    Arc::new(MemoryStateStore::default()) as Arc<dyn StateStore>,
+                    false,
+                ),
+                Some(target) => {
+                    let same_as_top = config.backend.sql() == Some(target);
+                    match (&top, same_as_top) {
+                        (Some(BuiltBackend { state: Some(s), .. }), true) => (s.clone(), true),
+                        _ => {
+                            let b = target.open().await.with_context(|| {
+                                format!("while opening the state store ({})", target.describe())
+                            })?;
+                            (Arc::new(b) as Arc<dyn StateStore>, true)
+                        }
+                    }
+                }
+            },
+        };
         Ok(Arc::new(App {
             config,
             sources,
             state,
+            persistent_state,
             backends,
         }))
+    }
+
+    /// Whether tokens outlive this process (a SQL state store).
+    pub fn persistent_state(&self) -> bool {
+        self.persistent_state
     }
 
     /// A source by slug (exact match: slugs are path segments).

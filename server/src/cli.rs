@@ -52,6 +52,11 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArgs,
     },
+    /// Apply pending database migrations to every configured SQL database.
+    Migrate {
+        #[command(flatten)]
+        config: ConfigArgs,
+    },
 }
 
 /// `scimd token ...`.
@@ -178,6 +183,42 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Migrate { config } => {
+            let loaded = load(&config)?;
+            let c = &loaded.config;
+            let mut targets = Vec::new();
+            targets.extend(c.backend.sql());
+            targets.extend(c.sources.iter().filter_map(|s| s.backend.as_ref()?.sql()));
+            targets.extend(c.state.resolve(&c.backend));
+            targets.dedup();
+            if targets.is_empty() {
+                println!("no SQL database is configured; nothing to migrate");
+            }
+            let mut done: Vec<String> = Vec::new();
+            for t in targets {
+                let what = t.describe();
+                if done.contains(&what) {
+                    continue;
+                }
+                let b = t
+                    .migrate()
+                    .await
+                    .with_context(|| format!("while migrating {what}"))?;
+                let version = b
+                    .schema_version()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                println!(
+                    "{what}: schema version {}",
+                    version
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "none".into())
+                );
+                b.close().await;
+                done.push(what);
+            }
+            Ok(())
+        }
         Command::Openapi { config } => {
             let loaded = load(&config)?;
             let app = App::build(&loaded).await?;
@@ -201,7 +242,7 @@ async fn serve(args: &ConfigArgs, listen: Option<String>) -> anyhow::Result<()> 
         .await
         .with_context(|| format!("cannot listen on {}", app.config.server.listen))?;
     let local = listener.local_addr()?;
-    if !app.config.state.is_persistent() {
+    if !app.persistent_state() {
         tracing::warn!(
             "the state store is in memory: tokens are lost on restart and not shared between replicas"
         );
@@ -267,17 +308,12 @@ async fn token(command: TokenCommand) -> anyhow::Result<()> {
         | TokenCommand::Revoke { config, .. } => config.clone(),
     };
     let loaded = load(&args)?;
-    if !loaded.config.state.is_persistent() {
+    let Some(store) = config::open_state(&loaded.config).await? else {
         bail!(
             "the configured state store is in memory: a token managed by this command would \
-             vanish when it exits and never reach a server; configure a persistent [state] store"
+             vanish when it exits and never reach a server; configure a SQL backend or [state]"
         );
-    }
-    let store = loaded
-        .config
-        .state
-        .build(&loaded.config.server.data_dir)
-        .await?;
+    };
     let known = |slug: &str| -> anyhow::Result<()> {
         if loaded.config.sources.iter().any(|s| s.slug == slug) {
             Ok(())

@@ -12,10 +12,11 @@ use figment::providers::{Format, Serialized, Toml};
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 use scimd_backend_memory::MemoryBackend;
+use scimd_backend_sql::{PostgresConfig, SqlBackend, SqliteConfig};
 use scimd_core::Backend;
 use scimd_core::paging::{CursorKey, PagingConfig};
 use scimd_core::schema::{ResourceKind, Schema, SchemaRegistry};
-use scimd_core::state::{MemoryStateStore, StateStore};
+use scimd_core::state::StateStore;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -76,8 +77,6 @@ pub struct ServerConfig {
     /// Whether to trust `X-Forwarded-Proto` and `X-Forwarded-Host` when deriving URLs (only
     /// behind a proxy that sets them).
     pub trust_forwarded_headers: bool,
-    /// The directory for embedded data (the SQLite file of the default setup).
-    pub data_dir: PathBuf,
     /// The largest request body accepted, in bytes (Bulk has its own `bulk.max_payload_size`).
     pub max_body_bytes: u64,
     /// Seconds a request may take before it is answered with 503.
@@ -92,7 +91,6 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             public_url: None,
             trust_forwarded_headers: false,
-            data_dir: PathBuf::from("scimd-data"),
             max_body_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             shutdown_timeout_secs: 30,
@@ -130,48 +128,111 @@ pub enum LogFormat {
     Json,
 }
 
-/// `[state]`: the store of bearer tokens.
+/// `[state]`: where bearer tokens are kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum StateConfig {
-    /// Process memory: tokens are lost on restart and not shared between replicas. The default
-    /// until the SQL state store is available.
+    /// The database of the top-level `backend` when it is SQLite or PostgreSQL (the default);
+    /// process memory when it is `memory`.
+    Backend(MemoryConfig),
+    /// Process memory: tokens are lost on restart and not shared between replicas.
     Memory(MemoryConfig),
+    /// A SQLite file.
+    Sqlite(SqliteConfig),
+    /// A PostgreSQL database (share it between replicas).
+    Postgres(PostgresConfig),
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
-        StateConfig::Memory(MemoryConfig {})
+        StateConfig::Backend(MemoryConfig {})
     }
 }
 
 impl StateConfig {
-    /// Opens the state store.
-    pub async fn build(&self, _data_dir: &Path) -> anyhow::Result<Arc<dyn StateStore>> {
-        match self {
-            StateConfig::Memory(_) => Ok(Arc::new(MemoryStateStore::default())),
-        }
-    }
-
-    /// Whether tokens outlive the process (and are shared with other processes).
-    pub fn is_persistent(&self) -> bool {
-        match self {
-            StateConfig::Memory(_) => false,
+    /// The SQL database this resolves to, given the top-level backend; `None` means memory.
+    pub fn resolve<'a>(&'a self, backend: &'a BackendConfig) -> Option<SqlTarget<'a>> {
+        match (self, backend) {
+            (StateConfig::Backend(_), BackendConfig::Sqlite(c)) | (StateConfig::Sqlite(c), _) => {
+                Some(SqlTarget::Sqlite(c))
+            }
+            (StateConfig::Backend(_), BackendConfig::Postgres(c))
+            | (StateConfig::Postgres(c), _) => Some(SqlTarget::Postgres(c)),
+            (StateConfig::Backend(_), BackendConfig::Memory(_)) | (StateConfig::Memory(_), _) => {
+                None
+            }
         }
     }
 }
 
-/// A backend: `backend = { type = "memory" }`.
+/// A SQL database named by the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlTarget<'a> {
+    /// SQLite.
+    Sqlite(&'a SqliteConfig),
+    /// PostgreSQL.
+    Postgres(&'a PostgresConfig),
+}
+
+impl SqlTarget<'_> {
+    /// Connects (and migrates, unless the configuration says not to).
+    pub async fn open(&self) -> anyhow::Result<SqlBackend> {
+        match self {
+            SqlTarget::Sqlite(c) => c.build().await.map_err(|e| anyhow::anyhow!("{e}")),
+            SqlTarget::Postgres(c) => c.build().await.map_err(|e| anyhow::anyhow!("{e}")),
+        }
+    }
+
+    /// Connects and applies pending migrations, whatever `migrate_on_start` says.
+    pub async fn migrate(&self) -> anyhow::Result<SqlBackend> {
+        let b = match self {
+            SqlTarget::Sqlite(c) => SqlBackend::connect_sqlite(c).await,
+            SqlTarget::Postgres(c) => SqlBackend::connect_postgres(c).await,
+        }
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        b.migrate().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(b)
+    }
+
+    /// A description for messages (passwords redacted).
+    pub fn describe(&self) -> String {
+        match self {
+            SqlTarget::Sqlite(c) => format!("SQLite {}", c.path.display()),
+            SqlTarget::Postgres(c) => {
+                format!("PostgreSQL {}", scimd_backend_sql::redact_url(&c.url))
+            }
+        }
+    }
+}
+
+/// Opens the state store alone (for `scimd token`): the database named by `[state]`.
+pub async fn open_state(config: &Config) -> anyhow::Result<Option<Arc<dyn StateStore>>> {
+    match config.state.resolve(&config.backend) {
+        Some(target) => {
+            let b = target.open().await.with_context(|| {
+                format!("while opening the state store ({})", target.describe())
+            })?;
+            Ok(Some(Arc::new(b)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A backend: `backend = { type = "sqlite", path = "..." }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum BackendConfig {
     /// The in-memory backend: fast, nothing survives a restart.
     Memory(MemoryConfig),
+    /// An embedded SQLite file (the default: `./scimd-data/scimd.db`).
+    Sqlite(SqliteConfig),
+    /// PostgreSQL, shared by any number of replicas.
+    Postgres(PostgresConfig),
 }
 
 impl Default for BackendConfig {
     fn default() -> Self {
-        BackendConfig::Memory(MemoryConfig {})
+        BackendConfig::Sqlite(SqliteConfig::default())
     }
 }
 
@@ -180,19 +241,54 @@ impl Default for BackendConfig {
 #[serde(deny_unknown_fields)]
 pub struct MemoryConfig {}
 
+/// A built backend; SQL backends also serve as a state store.
+#[derive(Debug, Clone)]
+pub struct BuiltBackend {
+    /// The backend.
+    pub backend: Arc<dyn Backend>,
+    /// The same database as a state store, for SQL backends.
+    pub state: Option<Arc<dyn StateStore>>,
+}
+
 impl BackendConfig {
+    /// The SQL database of this backend, if it is one.
+    pub fn sql(&self) -> Option<SqlTarget<'_>> {
+        match self {
+            BackendConfig::Memory(_) => None,
+            BackendConfig::Sqlite(c) => Some(SqlTarget::Sqlite(c)),
+            BackendConfig::Postgres(c) => Some(SqlTarget::Postgres(c)),
+        }
+    }
+
     /// Builds the backend for the sources that use it, each with its schema registry.
     pub async fn build(
         &self,
         sources: &[(String, Arc<SchemaRegistry>)],
-    ) -> anyhow::Result<Arc<dyn Backend>> {
-        match self {
-            BackendConfig::Memory(_) => {
+    ) -> anyhow::Result<BuiltBackend> {
+        match self.sql() {
+            None => {
                 let mut b = MemoryBackend::new(Arc::new(SchemaRegistry::new()));
                 for (slug, reg) in sources {
                     b = b.with_source_schemas(slug.clone(), reg.clone());
                 }
-                Ok(Arc::new(b))
+                Ok(BuiltBackend {
+                    backend: Arc::new(b),
+                    state: None,
+                })
+            }
+            Some(target) => {
+                let b = target
+                    .open()
+                    .await
+                    .with_context(|| format!("while opening {}", target.describe()))?;
+                for (slug, reg) in sources {
+                    b.set_schemas(slug, reg.clone());
+                }
+                let b = Arc::new(b);
+                Ok(BuiltBackend {
+                    backend: b.clone(),
+                    state: Some(b),
+                })
             }
         }
     }

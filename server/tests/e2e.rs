@@ -6,7 +6,9 @@ use reqwest::Method;
 use reqwest::header::HeaderMap;
 use scimd_core::state::{MemoryStateStore, StateStore};
 use scimd_server::App;
-use scimd_server::config::{Config, ExtensionConfig, PatchResponse, SourceConfig};
+use scimd_server::config::{
+    BackendConfig, Config, ExtensionConfig, MemoryConfig, PatchResponse, SourceConfig,
+};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
@@ -75,6 +77,7 @@ fn test_config() -> Config {
     nc.patch_response = PatchResponse::NoContent;
     let mut c = Config {
         sources: vec![a, SourceConfig::named("b"), nc],
+        backend: BackendConfig::Memory(MemoryConfig {}),
         ..Config::default()
     };
     c.server.max_body_bytes = 64 * 1024;
@@ -1329,7 +1332,7 @@ fn spawn_scimd(dir: &Path) -> Child {
 }
 
 #[tokio::test]
-async fn the_binary_starts_with_no_config_prints_a_token_once_and_serves_with_it() {
+async fn the_binary_starts_with_no_config_prints_a_token_once_and_keeps_it_across_restarts() {
     let dir = std::env::temp_dir().join(format!("scimd-e2e-{}", uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
     let child = spawn_scimd(&dir);
@@ -1378,6 +1381,26 @@ async fn the_binary_starts_with_no_config_prints_a_token_once_and_serves_with_it
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     drop(child);
+    // A second start of the same directory keeps the token and the data, and prints no token.
+    let again = spawn_scimd(&dir);
+    assert_eq!(
+        again.token, None,
+        "a second start must not print a new token"
+    );
+    let r = client
+        .get(format!(
+            "{}/Users?filter=userName%20eq%20%22from-the-binary%22",
+            again.base
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let list: Value = r.json().await.unwrap();
+    assert_eq!(list["totalResults"], 1);
+    assert!(dir.join("scimd-data").join("scimd.db").is_file());
+    drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
