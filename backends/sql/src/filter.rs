@@ -979,12 +979,14 @@ impl<'a> Translator<'a> {
             ty: SortType::Text,
             nullable: true,
             by_id: false,
+            unique: false,
         };
         if res.is_core && scimd_core::schema::common_attribute(&attr.name).is_some() {
             match (attr.name.as_str(), sub.map(|s| s.name.as_str())) {
                 ("id", _) => {
                     s.push("r.id");
                     key.nullable = false;
+                    key.unique = true;
                 }
                 ("externalId", _) => {
                     s.push("r.external_id");
@@ -1012,8 +1014,10 @@ impl<'a> Translator<'a> {
             match (self.kind(), attr.name.as_str(), sub) {
                 (ResourceKind::User, "userName", None) => {
                     s.push("r.user_name_fold");
-                    // userName is required: every user has one, so the index serves the order.
+                    // userName is required and unique per source: the unique index alone
+                    // serves the order.
                     key.nullable = false;
+                    key.unique = true;
                     return Ok(key);
                 }
                 (kind, "displayName", None) => {
@@ -1224,6 +1228,9 @@ pub(crate) struct SortKey {
     pub(crate) nullable: bool,
     /// The order is by id alone (no key was written).
     pub(crate) by_id: bool,
+    /// No two resources of a source share a key, so ties need no id order (and the unique
+    /// index alone serves the order).
+    pub(crate) unique: bool,
 }
 
 impl SortKey {
@@ -1232,6 +1239,7 @@ impl SortKey {
             ty: SortType::Text,
             nullable: false,
             by_id: true,
+            unique: true,
         }
     }
 
@@ -1241,6 +1249,7 @@ impl SortKey {
             ty: SortType::Text,
             nullable: true,
             by_id: false,
+            unique: false,
         }
     }
 }

@@ -730,6 +730,7 @@ impl SqlBackend {
                 ty: SortType::Text,
                 nullable: false,
                 by_id: true,
+                unique: true,
             }),
         }
     }
@@ -759,7 +760,11 @@ impl SqlBackend {
                 sql.push(") IS NULL").push(asc).push(", ");
             }
             self.push_key(sql, rt, source, q)?;
-            sql.push(if descending { desc } else { asc }).push(", ");
+            sql.push(if descending { desc } else { asc });
+            if key.unique {
+                return Ok(());
+            }
+            sql.push(", ");
         }
         sql.push("r.id").push(asc);
         Ok(())
@@ -831,6 +836,32 @@ impl SqlBackend {
             }
             sql.bind_text(pos.id.as_str());
             sql.push(")");
+            return Ok(());
+        }
+        if !key.nullable {
+            // Forms an index range can serve: a row value when key and id run the same way,
+            // else a bound on the key alone plus the tie rule.
+            if key_cmp == id_cmp {
+                sql.push("((");
+                self.push_key(sql, rt, source, q)?;
+                sql.push("), r.id)").push(key_cmp).push("(");
+                self.bind_key(sql, key.ty, key_val)?;
+                sql.push(", ");
+                sql.bind_text(pos.id.as_str());
+                sql.push(")");
+            } else {
+                sql.push("((");
+                self.push_key(sql, rt, source, q)?;
+                sql.push(")").push(key_cmp.trim_end()).push("= ");
+                self.bind_key(sql, key.ty, key_val)?;
+                sql.push(" AND ((");
+                self.push_key(sql, rt, source, q)?;
+                sql.push(")").push(key_cmp);
+                self.bind_key(sql, key.ty, key_val)?;
+                sql.push(" OR r.id").push(id_cmp);
+                sql.bind_text(pos.id.as_str());
+                sql.push("))");
+            }
             return Ok(());
         }
         sql.push("(");
@@ -1150,5 +1181,158 @@ impl Backend for SqlBackend {
             Pools::Postgres(pool) => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()),
         };
         r.map_err(|e| Error::Db(e).into_backend("health"))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::SqliteConfig;
+    use scimd_core::path::AttrPath;
+    use scimd_core::query::Sort;
+
+    async fn backend() -> SqlBackend {
+        SqliteConfig {
+            path: ":memory:".into(),
+            ..SqliteConfig::default()
+        }
+        .build()
+        .await
+        .unwrap()
+    }
+
+    /// SQLite's plan of the page statement `try_query` runs for `q`.
+    async fn plan(b: &SqlBackend, kind: ResourceKind, q: &Query) -> String {
+        let reg = b.schemas("s");
+        let rt = reg.resource_type(kind);
+        let mut sql = b.new_sql();
+        sql.push("EXPLAIN QUERY PLAN ");
+        b.push_select(&mut sql, kind, Load::NONE);
+        b.push_from_where(&mut sql, rt, "s", q).unwrap();
+        let key = b
+            .push_key(&mut Sql::new(Dialect::Sqlite), rt, "s", q)
+            .unwrap();
+        if let Page::Cursor {
+            position: Some(pos),
+            ..
+        } = &q.page
+        {
+            sql.push(" AND ");
+            b.push_keyset(&mut sql, rt, "s", q, key, pos, pos.backward)
+                .unwrap();
+        }
+        b.push_order(&mut sql, rt, "s", q, false).unwrap();
+        sql.push(" LIMIT 10");
+        let mut tx = b.read_tx().await.unwrap();
+        let rows = tx.fetch_all(&sql).await.unwrap();
+        rows.iter()
+            .map(|r| r.text(3).unwrap())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn query(filter: Option<&str>, sort: Option<&str>, position: Option<(Value, &str)>) -> Query {
+        let reg = scimd_core::SchemaRegistry::new();
+        let rt = reg.resource_type(ResourceKind::User);
+        Query {
+            filter: filter.map(|f| scimd_core::Filter::parse(f).unwrap().resolve(rt).unwrap()),
+            sort: sort.map(|s| Sort {
+                path: AttrPath::parse(s).unwrap(),
+                descending: false,
+            }),
+            page: match position {
+                Some((key, id)) => Page::Cursor {
+                    position: Some(CursorPosition {
+                        key,
+                        id: id.into(),
+                        backward: false,
+                    }),
+                    count: 10,
+                },
+                None => Page::Index {
+                    start_index: 1,
+                    count: 10,
+                },
+            },
+            load: Load::NONE,
+        }
+    }
+
+    #[tokio::test]
+    async fn user_name_eq_is_an_index_lookup() {
+        let b = backend().await;
+        let p = plan(
+            &b,
+            ResourceKind::User,
+            &query(Some("userName eq \"Bjensen\""), None, None),
+        )
+        .await;
+        assert!(p.contains("scimd_resources_user_name"), "{p}");
+        assert!(!p.contains("SCAN r"), "{p}");
+    }
+
+    #[tokio::test]
+    async fn email_eq_is_an_index_lookup() {
+        let b = backend().await;
+        let q = query(Some("emails.value eq \"b@example.com\""), None, None);
+        let p = plan(&b, ResourceKind::User, &q).await;
+        assert!(p.contains("scimd_emails_value"), "{p}");
+    }
+
+    #[tokio::test]
+    async fn cursor_pages_by_id_seek_instead_of_scanning() {
+        let b = backend().await;
+        let q = query(None, None, Some((Value::Null, "m")));
+        let p = plan(&b, ResourceKind::User, &q).await;
+        assert!(p.contains("SEARCH r USING INDEX"), "{p}");
+        assert!(p.contains("id>?"), "{p}");
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
+    }
+
+    #[tokio::test]
+    async fn cursor_pages_by_user_name_seek_instead_of_scanning() {
+        let b = backend().await;
+        let q = query(None, Some("userName"), Some((Value::from("m"), "id")));
+        let p = plan(&b, ResourceKind::User, &q).await;
+        assert!(p.contains("scimd_resources_user_name"), "{p}");
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
+    }
+
+    #[tokio::test]
+    async fn descending_cursor_pages_by_user_name_seek_instead_of_scanning() {
+        let b = backend().await;
+        let mut q = query(None, Some("userName"), Some((Value::from("m"), "id")));
+        if let Some(s) = q.sort.as_mut() {
+            s.descending = true;
+        }
+        let p = plan(&b, ResourceKind::User, &q).await;
+        assert!(p.contains("user_name_fold<?"), "{p}");
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
+    }
+
+    #[tokio::test]
+    async fn cursor_pages_by_last_modified_seek_instead_of_scanning() {
+        let b = backend().await;
+        let q = query(
+            None,
+            Some("meta.lastModified"),
+            Some((Value::from(5), "id")),
+        );
+        let p = plan(&b, ResourceKind::User, &q).await;
+        assert!(p.contains("scimd_resources_last_modified"), "{p}");
+        assert!(!p.contains("TEMP B-TREE"), "{p}");
+    }
+
+    #[tokio::test]
+    async fn last_modified_filters_use_their_index() {
+        let b = backend().await;
+        let q = query(
+            Some("meta.lastModified gt \"2025-01-01T00:00:00Z\""),
+            None,
+            None,
+        );
+        let p = plan(&b, ResourceKind::User, &q).await;
+        assert!(p.contains("scimd_resources_last_modified"), "{p}");
     }
 }
