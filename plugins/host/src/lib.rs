@@ -1,0 +1,17 @@
+//! # scimd-plugin-host
+//!
+//! The host side of scimd's hooks:
+//!
+//! - [`loader`]: loads plugin libraries through the C ABI of `scimd-plugin-api` (ABI version
+//!   handshake first, never unloaded) — the only `unsafe` on the host side;
+//! - [`dynamic`]: [`PluginHook`](dynamic::PluginHook), a plugin instance as a
+//!   [`Hook`](scimd_core::hooks::Hook), run off the async runtime with a timeout and a
+//!   failure policy;
+//! - [`testing`]: builds plugin crates of this workspace for tests, through cargo.
+
+pub mod dynamic;
+pub mod loader;
+pub mod testing;
+
+pub use dynamic::{FailurePolicy, PluginConfig, PluginHook};
+pub use loader::{LoadError, PluginLibrary};
