@@ -787,3 +787,36 @@ mod tests {
         assert!(reg.schema("urn:example:ext:1.0:User").is_some());
     }
 }
+
+#[cfg(test)]
+mod shipped_files {
+    use super::*;
+
+    fn config_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")
+    }
+
+    #[test]
+    fn the_documented_default_file_is_the_built_in_default() {
+        let l = load(Some(&config_dir().join("scimd.toml")), &[]).unwrap();
+        assert_eq!(l.config, Config::default());
+    }
+
+    #[test]
+    fn every_example_configuration_is_valid() {
+        let mut n = 0;
+        for entry in std::fs::read_dir(config_dir().join("examples")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let l =
+                    load(Some(&path), &[]).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                for s in &l.config.sources {
+                    s.registry(&l.config_dir())
+                        .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                }
+                n += 1;
+            }
+        }
+        assert!(n >= 3);
+    }
+}
