@@ -3,9 +3,7 @@
 use crate::config::{ConfigError, DeleteConfig, LdapConfig, PasswordConfig, SearchScope};
 use crate::conn::{Ctx, Pool, is_connection_error, map_error, rc};
 use crate::filter::{self, Context, LFilter, escape_value, id_filter, is_canonical_id};
-use crate::mapping::{
-    Entry, Mapping, ObjectMap, active_attr, normalize_dn, write_active,
-};
+use crate::mapping::{Entry, Mapping, ObjectMap, active_attr, normalize_dn, write_active};
 use crate::meta::{derived_meta, entry_id};
 use async_trait::async_trait;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
@@ -149,8 +147,10 @@ impl LdapBackend {
                 attrs.push(a.to_string());
             }
         }
-        if matches!(self.map.dir.version, crate::config::VersionSource::UsnChanged)
-            && !attrs.iter().any(|x| x == "uSNChanged")
+        if matches!(
+            self.map.dir.version,
+            crate::config::VersionSource::UsnChanged
+        ) && !attrs.iter().any(|x| x == "uSNChanged")
         {
             attrs.push("uSNChanged".into());
         }
@@ -179,7 +179,9 @@ impl LdapBackend {
         let mut ldap = self.ldap().await?;
         let adapters: Vec<Box<dyn Adapter<'_, String, Vec<String>>>> = vec![
             Box::new(EntriesOnly::new()),
-            Box::new(PagedResults::new(i32::try_from(self.page_size).unwrap_or(500))),
+            Box::new(PagedResults::new(
+                i32::try_from(self.page_size).unwrap_or(500),
+            )),
         ];
         let res = ldap
             .streaming_search_with(adapters, base, scope, filter, attrs.to_vec())
@@ -294,10 +296,7 @@ impl LdapBackend {
             ]);
             let f = LFilter::And(vec![classes, ids_f]).render();
             for (base, scope) in &bases {
-                for e in self
-                    .search(base, *scope, &f, &attrs, self.max_scan)
-                    .await?
-                {
+                for e in self.search(base, *scope, &f, &attrs, self.max_scan).await? {
                     if let Some(id) = entry_id(&self.map.dir, &e) {
                         let kind = self.kind_of(&e);
                         out.insert(id, (e.dn.clone(), kind));
@@ -311,7 +310,10 @@ impl LdapBackend {
     /// Whether an entry is a group or a user, by its object classes.
     fn kind_of(&self, e: &Entry) -> ResourceKind {
         let g = &self.map.groups.select_class;
-        if e.values("objectClass").iter().any(|c| c.eq_ignore_ascii_case(g)) {
+        if e.values("objectClass")
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(g))
+        {
             ResourceKind::Group
         } else {
             ResourceKind::User
@@ -319,7 +321,11 @@ impl LdapBackend {
     }
 
     /// Reads entries by DN (base-scope lookups); missing DNs are left out.
-    async fn lookup_dns(&self, dns: &[String], attrs: &[String]) -> Result<HashMap<String, Entry>, BackendError> {
+    async fn lookup_dns(
+        &self,
+        dns: &[String],
+        attrs: &[String],
+    ) -> Result<HashMap<String, Entry>, BackendError> {
         let mut out = HashMap::new();
         for dn in dns {
             let key = normalize_dn(dn);
@@ -381,7 +387,8 @@ impl LdapBackend {
         if let Some(active) = &obj.active {
             let a = attrs.get("active").and_then(Value::as_bool);
             if let Some(v) = write_active(active, a, None) {
-                fake.attrs.insert(active_attr(active).to_ascii_lowercase(), v);
+                fake.attrs
+                    .insert(active_attr(active).to_ascii_lowercase(), v);
             }
         }
         let dn_ids: HashMap<String, String> = identity
@@ -489,9 +496,7 @@ impl LdapBackend {
                     let (attrs, diverged) = self.merge(kind, from_ldap, &b.a);
                     let created = parse_time(&b.c).unwrap_or_else(now);
                     let mut last = parse_time(&b.m).unwrap_or(created);
-                    if diverged
-                        && let Some((_, m, _)) = derived_meta(&self.map.dir, &e)
-                    {
+                    if diverged && let Some((_, m, _)) = derived_meta(&self.map.dir, &e) {
                         last = last.max(m);
                     }
                     let v = b.v.saturating_add(u64::from(diverged));
@@ -644,7 +649,8 @@ impl LdapBackend {
                 self.max_scan,
             )
             .await?;
-        let groups = Box::pin(self.resources(source, ResourceKind::Group, entries, Load::NONE)).await?;
+        let groups =
+            Box::pin(self.resources(source, ResourceKind::Group, entries, Load::NONE)).await?;
         Ok(groups
             .into_iter()
             .map(|g| {
@@ -749,8 +755,10 @@ impl LdapBackend {
         current: Option<&Entry>,
     ) -> Result<BTreeMap<String, (String, Vec<Val>)>, BackendError> {
         let obj = self.obj(kind);
-        let dn_refs: HashMap<String, String> =
-            refs.iter().map(|(k, (dn, _))| (k.clone(), dn.clone())).collect();
+        let dn_refs: HashMap<String, String> = refs
+            .iter()
+            .map(|(k, (dn, _))| (k.clone(), dn.clone()))
+            .collect();
         // In lossless mode a reference to an unknown id (a manager outside the directory) is
         // kept in the JSON copy only; otherwise it cannot be stored at all.
         let values = obj
@@ -766,7 +774,10 @@ impl LdapBackend {
                 let name = active_attr(active);
                 out.insert(
                     name.to_ascii_lowercase(),
-                    (name.to_string(), v.into_iter().map(String::into_bytes).collect()),
+                    (
+                        name.to_string(),
+                        v.into_iter().map(String::into_bytes).collect(),
+                    ),
                 );
             }
         }
@@ -780,10 +791,7 @@ impl LdapBackend {
                 }
                 PasswordConfig::UnicodePwd => {
                     let quoted = format!("\"{pw}\"");
-                    let bytes: Vec<u8> = quoted
-                        .encode_utf16()
-                        .flat_map(u16::to_le_bytes)
-                        .collect();
+                    let bytes: Vec<u8> = quoted.encode_utf16().flat_map(u16::to_le_bytes).collect();
                     out.insert("unicodepwd".into(), ("unicodePwd".into(), vec![bytes]));
                 }
                 PasswordConfig::PasswordModify | PasswordConfig::None => {}
@@ -793,7 +801,13 @@ impl LdapBackend {
     }
 
     /// The lossless copy of `attrs` as the value of `scimdJson`.
-    fn blob_value(&self, attrs: &Map<String, Value>, v: u64, c: &str, m: &str) -> Result<Val, BackendError> {
+    fn blob_value(
+        &self,
+        attrs: &Map<String, Value>,
+        v: u64,
+        c: &str,
+        m: &str,
+    ) -> Result<Val, BackendError> {
         let mut a = attrs.clone();
         for k in ["password", "members", "groups"] {
             a.remove(k);
@@ -859,36 +873,6 @@ impl LdapBackend {
         mods
     }
 
-    /// Runs a modify, conditional on the entry's CSN when the directory supports assertions.
-    async fn modify(
-        &self,
-        dn: &str,
-        mods: Vec<Mod<Val>>,
-        csn: Option<&str>,
-        ctx: Ctx<'_>,
-    ) -> Result<(), BackendError> {
-        let mut ldap = self.ldap().await?;
-        if let Some(c) = csn.filter(|_| self.use_assertion()) {
-            ldap.with_controls(assertion(c));
-        }
-        match ldap.modify(dn, mods).await.and_then(|r| r.success()) {
-            Ok(_) => Ok(()),
-            // Every modify is computed from a fresh read; a value that is suddenly there (or
-            // gone) means a concurrent writer got in between, exactly what a failed
-            // assertion means where the directory has no assertion control.
-            Err(LdapError::LdapResult { result })
-                if result.rc == rc::ATTRIBUTE_OR_VALUE_EXISTS
-                    || result.rc == rc::NO_SUCH_ATTRIBUTE =>
-            {
-                Err(BackendError::VersionMismatch)
-            }
-            Err(e) => {
-                self.unavailable_if(&e);
-                Err(self.err(&e, ctx))
-            }
-        }
-    }
-
     fn use_assertion(&self) -> bool {
         self.map
             .dir
@@ -896,23 +880,12 @@ impl LdapBackend {
             .unwrap_or_else(|| self.pool.supports_assertion())
     }
 
-    /// Renames an entry so that its RDN value is `value`; returns the new DN.
-    async fn rename(&self, dn: &str, attr: &str, value: &str, ctx: Ctx<'_>) -> Result<String, BackendError> {
-        let rdn = format!("{attr}={}", ldap3::dn_escape(value));
-        let parent = split_dn(dn).get(1..).unwrap_or(&[]).join(",");
-        let mut ldap = self.ldap().await?;
-        ldap.modifydn(dn, &rdn, true, None)
-            .await
-            .and_then(|r| r.success())
-            .map_err(|e| {
-                self.unavailable_if(&e);
-                self.err(&e, ctx)
-            })?;
-        Ok(format!("{rdn},{parent}"))
-    }
-
     /// The naming value `desired` gives an entry.
-    fn rdn_value(&self, kind: ResourceKind, desired: &BTreeMap<String, (String, Vec<Val>)>) -> Result<String, BackendError> {
+    fn rdn_value(
+        &self,
+        kind: ResourceKind,
+        desired: &BTreeMap<String, (String, Vec<Val>)>,
+    ) -> Result<String, BackendError> {
         let obj = self.obj(kind);
         desired
             .get(&obj.rdn_attr.to_ascii_lowercase())
@@ -941,9 +914,8 @@ impl LdapBackend {
         .map_err(|e| self.err(&e, Ctx::default()))
     }
 
-    /// Removes `dn` from every group that lists it (before a delete, or stale references
-    /// before a create reuses a name). Returns the ids of the groups changed.
-    async fn remove_from_groups(&self, source: &str, dn: &str) -> Result<Vec<String>, BackendError> {
+    /// The ids of the groups whose member attribute lists `dn`.
+    async fn groups_listing(&self, source: &str, dn: &str) -> Result<Vec<String>, BackendError> {
         let Some(attr) = self.map.groups.member_attr.clone() else {
             return Ok(Vec::new());
         };
@@ -960,11 +932,21 @@ impl LdapBackend {
                 self.max_scan,
             )
             .await?;
+        Ok(groups
+            .iter()
+            .filter_map(|g| entry_id(&self.map.dir, g))
+            .collect())
+    }
+
+    /// Removes `dn` from every group that lists it (before a delete without transactions, or
+    /// stale references before a create reuses a name). Returns the ids of the groups changed.
+    async fn remove_from_groups(
+        &self,
+        source: &str,
+        dn: &str,
+    ) -> Result<Vec<String>, BackendError> {
         let mut changed = Vec::new();
-        for g in groups {
-            let Some(gid) = entry_id(&self.map.dir, &g) else {
-                continue;
-            };
+        for gid in self.groups_listing(source, dn).await? {
             let delta = RawDelta {
                 remove_dns: vec![dn.to_string()],
                 ..RawDelta::default()
@@ -973,7 +955,8 @@ impl LdapBackend {
                 .apply_group_change(source, &gid, None, &delta, None, false)
                 .await
             {
-                Ok(_) | Err(BackendError::NotFound(_)) => changed.push(gid),
+                Ok(_) => changed.push(gid),
+                Err(BackendError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -991,19 +974,52 @@ impl LdapBackend {
         expected: Option<Version>,
         always_bump: bool,
     ) -> Result<bool, BackendError> {
-        let g = &self.map.groups;
-        let Some(member_attr) = g.member_attr.clone() else {
-            return Err(BackendError::Unsupported("groups without a member attribute".into()));
-        };
         let ctx = Ctx {
             id: Some(id),
             unique: Some("displayName"),
         };
         for _ in 0..WRITE_RETRIES {
+            let Some(ops) = self
+                .plan_group_change(source, id, new_attrs, delta, expected, always_bump)
+                .await?
+            else {
+                return Ok(false);
+            };
+            match self.execute(ops, ctx).await {
+                Ok(()) => return Ok(true),
+                Err(BackendError::VersionMismatch) if expected.is_none() => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(BackendError::Unavailable {
+            detail: "too many concurrent changes to this group; retry".into(),
+            retry_after: Some(1),
+        })
+    }
+
+    /// The writes that apply a membership change (and optionally new non-member attributes)
+    /// to a group as it is now: one modify (member values, display names, attributes and the
+    /// lossless copy together), and a rename when the naming attribute changes. `None` when
+    /// nothing changes.
+    async fn plan_group_change(
+        &self,
+        source: &str,
+        id: &str,
+        new_attrs: Option<&AttrsFn<'_>>,
+        delta: &RawDelta,
+        expected: Option<Version>,
+        always_bump: bool,
+    ) -> Result<Option<Vec<Op>>, BackendError> {
+        let g = &self.map.groups;
+        let Some(member_attr) = g.member_attr.clone() else {
+            return Err(BackendError::Unsupported(
+                "groups without a member attribute".into(),
+            ));
+        };
+        {
             let entry = self
                 .find_entry(source, ResourceKind::Group, id, true)
                 .await?;
-            let csn = entry.first("entryCSN").map(str::to_string);
             let current = self
                 .resources(source, ResourceKind::Group, vec![entry.clone()], Load::NONE)
                 .await?
@@ -1052,9 +1068,13 @@ impl LdapBackend {
                         vals.push(p.clone());
                     }
                     if vals.is_empty() {
-                        member_mods.push(Mod::Delete(member_attr.clone().into_bytes(), HashSet::new()));
+                        member_mods.push(Mod::Delete(
+                            member_attr.clone().into_bytes(),
+                            HashSet::new(),
+                        ));
                     } else {
-                        member_mods.push(Mod::Replace(member_attr.clone().into_bytes(), set_of(vals)));
+                        member_mods
+                            .push(Mod::Replace(member_attr.clone().into_bytes(), set_of(vals)));
                     }
                 }
                 if self.lossless {
@@ -1066,7 +1086,10 @@ impl LdapBackend {
                         display_mods.push(if new_displays.is_empty() {
                             Mod::Delete(MEMBER_DISPLAY_ATTR.as_bytes().to_vec(), HashSet::new())
                         } else {
-                            Mod::Replace(MEMBER_DISPLAY_ATTR.as_bytes().to_vec(), set_of(new_displays))
+                            Mod::Replace(
+                                MEMBER_DISPLAY_ATTR.as_bytes().to_vec(),
+                                set_of(new_displays),
+                            )
                         });
                     }
                 }
@@ -1104,7 +1127,10 @@ impl LdapBackend {
                     .as_ref()
                     .is_some_and(|p| have.iter().any(|h| h == p));
                 if !removed.is_empty() {
-                    member_mods.push(Mod::Delete(member_attr.clone().into_bytes(), set_of(removed.clone())));
+                    member_mods.push(Mod::Delete(
+                        member_attr.clone().into_bytes(),
+                        set_of(removed.clone()),
+                    ));
                 }
                 if !added.is_empty() {
                     member_mods.push(Mod::Add(
@@ -1114,9 +1140,15 @@ impl LdapBackend {
                 }
                 if let Some(p) = &placeholder {
                     if final_members.is_empty() && !placeholder_present {
-                        member_mods.push(Mod::Add(member_attr.clone().into_bytes(), set_of([p.clone()])));
+                        member_mods.push(Mod::Add(
+                            member_attr.clone().into_bytes(),
+                            set_of([p.clone()]),
+                        ));
                     } else if !final_members.is_empty() && placeholder_present {
-                        member_mods.push(Mod::Delete(member_attr.clone().into_bytes(), set_of([p.clone()])));
+                        member_mods.push(Mod::Delete(
+                            member_attr.clone().into_bytes(),
+                            set_of([p.clone()]),
+                        ));
                     }
                 }
             }
@@ -1131,7 +1163,10 @@ impl LdapBackend {
                     .cloned()
                     .collect();
                 if !drop.is_empty() && !removed.is_empty() {
-                    display_mods.push(Mod::Delete(MEMBER_DISPLAY_ATTR.as_bytes().to_vec(), set_of(drop)));
+                    display_mods.push(Mod::Delete(
+                        MEMBER_DISPLAY_ATTR.as_bytes().to_vec(),
+                        set_of(drop),
+                    ));
                 }
                 let add_d: Vec<String> = added
                     .iter()
@@ -1139,7 +1174,10 @@ impl LdapBackend {
                     .filter(|v| !displays_now.contains(v))
                     .collect();
                 if !add_d.is_empty() {
-                    display_mods.push(Mod::Add(MEMBER_DISPLAY_ATTR.as_bytes().to_vec(), set_of(add_d)));
+                    display_mods.push(Mod::Add(
+                        MEMBER_DISPLAY_ATTR.as_bytes().to_vec(),
+                        set_of(add_d),
+                    ));
                 }
             }
             // Other attributes.
@@ -1149,14 +1187,19 @@ impl LdapBackend {
             if let Some(f) = new_attrs
                 && let Some(next) = f(&current)?
             {
-                let desired = self.desired(ResourceKind::Group, &next, &HashMap::new(), Some(&entry))?;
+                let desired =
+                    self.desired(ResourceKind::Group, &next, &HashMap::new(), Some(&entry))?;
                 let rdn_val = self.rdn_value(ResourceKind::Group, &desired)?;
                 let rdn_key = g.rdn_attr.to_ascii_lowercase();
                 let current_rdn = first_rdn(&entry.dn).map(|(_, v)| v);
                 if current_rdn.as_deref() != Some(rdn_val.as_str()) {
                     rename_to = Some(rdn_val);
                 }
-                attr_mods = Self::diff(&entry, &desired, rename_to.as_ref().map(|_| rdn_key.as_str()));
+                attr_mods = Self::diff(
+                    &entry,
+                    &desired,
+                    rename_to.as_ref().map(|_| rdn_key.as_str()),
+                );
                 new_plain = next;
             }
             let attrs_changed = new_plain != current.attrs;
@@ -1164,8 +1207,11 @@ impl LdapBackend {
                 && display_mods.is_empty()
                 && attr_mods.is_empty()
                 && rename_to.is_none();
-            if nothing && (!attrs_changed || !self.lossless) && !(always_bump && self.lossless) {
-                return Ok(false);
+            // Without the lossless copy there is nothing else to write; with it, a changed
+            // attribute (or a PUT, which always makes a new version) writes a new copy.
+            let write_copy = self.lossless && (attrs_changed || always_bump);
+            if nothing && !write_copy {
+                return Ok(None);
             }
             let mut mods = Vec::new();
             mods.extend(attr_mods.iter().cloned());
@@ -1178,33 +1224,169 @@ impl LdapBackend {
                 let (blob, _) = Self::blob_mods(&entry, self.blob_value(&new_plain, v, &c, &m)?);
                 mods.extend(blob);
             }
-            // No assertion control here: OpenLDAP's memberof overlay passes the request's
+            // No assertion control on groups: OpenLDAP's memberof overlay passes the request's
             // controls on to its own modify of each member entry, where an assertion on the
             // group's CSN fails and memberOf silently stays stale. Concurrent writers are
             // caught by the lossless copy's swap, and member values by add/delete conflicts.
-            let _ = csn;
-            let res = self.modify(&entry.dn, mods, None, ctx).await;
-            match res {
-                Ok(()) => {}
-                Err(BackendError::VersionMismatch) if expected.is_none() => continue,
-                Err(e) => return Err(e),
+            let mut ops = Vec::new();
+            if !mods.is_empty() {
+                ops.push(Op::Modify {
+                    dn: entry.dn.clone(),
+                    undo: self.undo_mods(&entry, &attr_mods),
+                    mods,
+                    guard: None,
+                });
             }
             if let Some(value) = rename_to {
-                if let Err(e) = self.rename(&entry.dn, &g.rdn_attr, &value, ctx).await {
-                    // Compensate: put the attributes back as they were.
-                    let undo = self.undo_mods(&entry, &attr_mods);
-                    if let Err(u) = self.modify(&entry.dn, undo, None, ctx).await {
-                        tracing::error!(dn = %entry.dn, error = %u, "could not compensate a failed rename");
-                    }
-                    return Err(e);
-                }
+                ops.push(Op::Rename {
+                    dn: entry.dn.clone(),
+                    attr: g.rdn_attr.clone(),
+                    value,
+                });
             }
-            return Ok(true);
+            Ok(Some(ops))
         }
-        Err(BackendError::Unavailable {
-            detail: "too many concurrent changes to this group; retry".into(),
-            retry_after: Some(1),
-        })
+    }
+
+    /// Runs planned writes: in one LDAP transaction (RFC 5805) when there are several and the
+    /// directory supports transactions, so that either all apply or none; otherwise in
+    /// order, undoing earlier modifies when a later write fails.
+    async fn execute(&self, ops: Vec<Op>, ctx: Ctx<'_>) -> Result<(), BackendError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut ldap = self.ldap().await?;
+        if ops.len() > 1 && self.pool.supports_transactions() {
+            return self.execute_txn(&mut ldap, ops, ctx).await;
+        }
+        let mut done: Vec<&Op> = Vec::new();
+        for op in &ops {
+            let res = self.run_op(&mut ldap, op, None).await;
+            if let Err(e) = res {
+                for prev in done.iter().rev() {
+                    if let Op::Modify { dn, undo, .. } = prev
+                        && !undo.is_empty()
+                        && let Err(u) = self
+                            .run_op(
+                                &mut ldap,
+                                &Op::Modify {
+                                    dn: dn.clone(),
+                                    mods: undo.clone(),
+                                    guard: None,
+                                    undo: Vec::new(),
+                                },
+                                None,
+                            )
+                            .await
+                    {
+                        tracing::error!(dn = %dn, error = %u, "could not undo a write after a later one failed");
+                    }
+                }
+                return Err(self.write_error(&e, ctx));
+            }
+            done.push(op);
+        }
+        Ok(())
+    }
+
+    async fn execute_txn(
+        &self,
+        ldap: &mut Ldap,
+        ops: Vec<Op>,
+        ctx: Ctx<'_>,
+    ) -> Result<(), BackendError> {
+        let (exop, _) = ldap
+            .extended(ldap3::exop::StartTxn)
+            .await
+            .and_then(|r| r.success())
+            .map_err(|e| self.write_error(&e, ctx))?;
+        let id = exop.val.unwrap_or_default();
+        let spec = RawControl {
+            ctype: "1.3.6.1.1.21.2".into(),
+            crit: true,
+            val: Some(id.clone()),
+        };
+        for op in &ops {
+            if let Err(e) = self.run_op(ldap, op, Some(spec.clone())).await {
+                // Abort: nothing of the transaction is applied.
+                let abort = ldap3::exop::EndTxn {
+                    txn_id: std::str::from_utf8(&id).unwrap_or_default(),
+                    commit: false,
+                };
+                let _ = ldap.extended(abort).await;
+                return Err(self.write_error(&e, ctx));
+            }
+        }
+        let end = ldap3::exop::Exop {
+            name: Some("1.3.6.1.1.21.3".into()),
+            val: Some(end_txn_value(&id)),
+        };
+        ldap.extended(end)
+            .await
+            .and_then(|r| r.success())
+            .map(|_| ())
+            .map_err(|e| self.write_error(&e, ctx))
+    }
+
+    async fn run_op(
+        &self,
+        ldap: &mut Ldap,
+        op: &Op,
+        txn: Option<RawControl>,
+    ) -> Result<(), LdapError> {
+        let mut controls: Vec<RawControl> = txn.into_iter().collect();
+        let res = match op {
+            Op::Modify {
+                dn, mods, guard, ..
+            } => {
+                if let Some(c) = guard.as_deref().filter(|_| self.use_assertion()) {
+                    controls.push(assertion(c));
+                }
+                if !controls.is_empty() {
+                    ldap.with_controls(controls);
+                }
+                ldap.modify(dn, mods.clone()).await
+            }
+            Op::Rename { dn, attr, value } => {
+                if !controls.is_empty() {
+                    ldap.with_controls(controls);
+                }
+                let rdn = format!("{attr}={}", ldap3::dn_escape(value.as_str()));
+                ldap.modifydn(dn, &rdn, true, None).await
+            }
+            Op::Delete { dn } => {
+                if !controls.is_empty() {
+                    ldap.with_controls(controls);
+                }
+                ldap.delete(dn).await
+            }
+            Op::Move { dn, parent } => {
+                if !controls.is_empty() {
+                    ldap.with_controls(controls);
+                }
+                let rdn = split_dn(dn).into_iter().next().unwrap_or_default();
+                ldap.modifydn(dn, &rdn, true, Some(parent)).await
+            }
+        };
+        ldap.with_timeout(self.pool.op_timeout);
+        res.and_then(|r| r.success())
+            .map(|_| ())
+            .inspect_err(|e| self.unavailable_if(e))
+    }
+
+    /// Maps a write failure: a value that is suddenly there (or gone) means a concurrent
+    /// writer got in between the read the write was computed from and the write — what a
+    /// failed assertion means where the directory has no assertion control.
+    fn write_error(&self, e: &LdapError, ctx: Ctx<'_>) -> BackendError {
+        match e {
+            LdapError::LdapResult { result }
+                if result.rc == rc::ATTRIBUTE_OR_VALUE_EXISTS
+                    || result.rc == rc::NO_SUCH_ATTRIBUTE =>
+            {
+                BackendError::VersionMismatch
+            }
+            _ => self.err(e, ctx),
+        }
     }
 
     /// Modifications restoring the attributes `mods` touched to their values in `before`.
@@ -1233,13 +1415,20 @@ impl LdapBackend {
         if self.lossless
             && let Some(j) = before.first(JSON_ATTR)
         {
-            undo.push(Mod::Replace(JSON_ATTR.as_bytes().to_vec(), set_of([j.to_string()])));
+            undo.push(Mod::Replace(
+                JSON_ATTR.as_bytes().to_vec(),
+                set_of([j.to_string()]),
+            ));
         }
         undo
     }
 
     /// Resolves a membership delta's ids to DNs.
-    async fn raw_delta(&self, source: &str, delta: &MembershipDelta) -> Result<RawDelta, BackendError> {
+    async fn raw_delta(
+        &self,
+        source: &str,
+        delta: &MembershipDelta,
+    ) -> Result<RawDelta, BackendError> {
         let mut ids: Vec<String> = delta.add.iter().map(|m| m.value.clone()).collect();
         if let Some(r) = &delta.replace {
             ids.extend(r.iter().map(|m| m.value.clone()));
@@ -1326,7 +1515,11 @@ impl LdapBackend {
             let rdn_key = obj.rdn_attr.to_ascii_lowercase();
             let current_rdn = first_rdn(&entry.dn).map(|(_, v)| v);
             let rename_to = (current_rdn.as_deref() != Some(rdn_val.as_str())).then_some(rdn_val);
-            let mut mods = Self::diff(&entry, &desired, rename_to.as_ref().map(|_| rdn_key.as_str()));
+            let mut mods = Self::diff(
+                &entry,
+                &desired,
+                rename_to.as_ref().map(|_| rdn_key.as_str()),
+            );
             let mut plain = attrs.clone();
             plain.remove("password");
             if !self.lossless
@@ -1348,24 +1541,29 @@ impl LdapBackend {
                     guard = None;
                 }
             }
-            let attr_mods = mods.clone();
-            match self.modify(&entry.dn, mods, guard, ctx).await {
-                Ok(()) => {}
-                Err(BackendError::VersionMismatch) if expected.is_none() && retry => continue,
-                Err(e) => return Err(e),
+            let undo = self.undo_mods(&entry, &mods);
+            let mut ops = Vec::new();
+            if !mods.is_empty() {
+                ops.push(Op::Modify {
+                    dn: entry.dn.clone(),
+                    mods,
+                    guard: guard.map(str::to_string),
+                    undo,
+                });
             }
             let mut dn = entry.dn.clone();
             if let Some(value) = rename_to {
-                match self.rename(&entry.dn, &obj.rdn_attr, &value, ctx).await {
-                    Ok(new_dn) => dn = new_dn,
-                    Err(e) => {
-                        let undo = self.undo_mods(&entry, &attr_mods);
-                        if let Err(u) = self.modify(&entry.dn, undo, None, ctx).await {
-                            tracing::error!(dn = %entry.dn, error = %u, "could not compensate a failed rename");
-                        }
-                        return Err(e);
-                    }
-                }
+                dn = renamed_dn(&entry.dn, &obj.rdn_attr, &value);
+                ops.push(Op::Rename {
+                    dn: entry.dn.clone(),
+                    attr: obj.rdn_attr.clone(),
+                    value,
+                });
+            }
+            match self.execute(ops, ctx).await {
+                Ok(()) => {}
+                Err(BackendError::VersionMismatch) if expected.is_none() && retry => continue,
+                Err(e) => return Err(e),
             }
             if let (PasswordConfig::PasswordModify, Some(pw)) =
                 (&obj.password, attrs.get("password").and_then(Value::as_str))
@@ -1379,6 +1577,60 @@ impl LdapBackend {
             retry_after: Some(1),
         })
     }
+}
+
+/// One write of a planned change.
+#[derive(Debug, Clone)]
+enum Op {
+    /// A modify, optionally conditional on the entry's CSN; `undo` restores what it changed
+    /// (used only where the directory has no transactions).
+    Modify {
+        dn: String,
+        mods: Vec<Mod<Val>>,
+        guard: Option<String>,
+        undo: Vec<Mod<Val>>,
+    },
+    /// A rename of the entry's RDN to `attr=value` (the old value removed).
+    Rename {
+        dn: String,
+        attr: String,
+        value: String,
+    },
+    /// A delete.
+    Delete { dn: String },
+    /// A move under another parent, keeping the RDN.
+    Move { dn: String, parent: String },
+}
+
+/// The DN an entry gets when renamed to `attr=value`.
+fn renamed_dn(dn: &str, attr: &str, value: &str) -> String {
+    let parent = split_dn(dn).get(1..).unwrap_or(&[]).join(",");
+    format!("{attr}={},{parent}", ldap3::dn_escape(value))
+}
+
+/// BER of an End Transaction request value: `SEQUENCE { identifier OCTET STRING }` (commit
+/// is the default).
+fn end_txn_value(id: &[u8]) -> Vec<u8> {
+    fn len(n: usize, out: &mut Vec<u8>) {
+        if n < 0x80 {
+            out.push(n as u8);
+        } else {
+            let bytes: Vec<u8> = n
+                .to_be_bytes()
+                .into_iter()
+                .skip_while(|b| *b == 0)
+                .collect();
+            out.push(0x80 | bytes.len() as u8);
+            out.extend(bytes);
+        }
+    }
+    let mut octets = vec![0x04];
+    len(id.len(), &mut octets);
+    octets.extend_from_slice(id);
+    let mut out = vec![0x30];
+    len(octets.len(), &mut out);
+    out.extend(octets);
+    out
 }
 
 /// Computes a group's new non-member attributes from its current state (`None`: unchanged).
@@ -1442,7 +1694,9 @@ fn unescape_dn_value(v: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'\\' && i + 1 < bytes.len() {
-            let hex = v.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+            let hex = v
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
             match hex {
                 Some(b) => {
                     out.push(b);
@@ -1514,12 +1768,20 @@ impl Backend for LdapBackend {
         ref_ids.extend(members.iter().map(|m| m.value.clone()));
         let mut refs = self.resolve_refs(source, ref_ids).await?;
         if self.lossless {
-            refs.extend(self.resolve_ids(source, &obj.referenced_ids(&attrs)).await?);
+            refs.extend(
+                self.resolve_ids(source, &obj.referenced_ids(&attrs))
+                    .await?,
+            );
         }
         let mut desired = self.desired(kind, &attrs, &refs, None)?;
         let rdn_val = self.rdn_value(kind, &desired)?;
         let base = self.base(kind, source);
-        let dn = format!("{}={},{}", obj.rdn_attr, ldap3::dn_escape(rdn_val.as_str()), base);
+        let dn = format!(
+            "{}={},{}",
+            obj.rdn_attr,
+            ldap3::dn_escape(rdn_val.as_str()),
+            base
+        );
         self.ensure_base(kind, source).await?;
         if kind == ResourceKind::Group
             && let Some(member_attr) = &obj.member_attr
@@ -1543,12 +1805,18 @@ impl Backend for LdapBackend {
             }
             desired.insert(
                 member_attr.to_ascii_lowercase(),
-                (member_attr.clone(), dns.into_iter().map(String::into_bytes).collect()),
+                (
+                    member_attr.clone(),
+                    dns.into_iter().map(String::into_bytes).collect(),
+                ),
             );
             if self.lossless && !displays.is_empty() {
                 desired.insert(
                     MEMBER_DISPLAY_ATTR.to_ascii_lowercase(),
-                    (MEMBER_DISPLAY_ATTR.into(), displays.into_iter().map(String::into_bytes).collect()),
+                    (
+                        MEMBER_DISPLAY_ATTR.into(),
+                        displays.into_iter().map(String::into_bytes).collect(),
+                    ),
                 );
             }
         }
@@ -1558,7 +1826,10 @@ impl Backend for LdapBackend {
             let t = format_time(now());
             desired.insert(
                 JSON_ATTR.to_ascii_lowercase(),
-                (JSON_ATTR.into(), vec![self.blob_value(&attrs, Version::FIRST.0, &t, &t)?]),
+                (
+                    JSON_ATTR.into(),
+                    vec![self.blob_value(&attrs, Version::FIRST.0, &t, &t)?],
+                ),
             );
         }
         let mut add: Vec<(Val, HashSet<Val>)> = vec![(
@@ -1597,7 +1868,13 @@ impl Backend for LdapBackend {
             return Err(e);
         }
         let entries = self
-            .search(&dn, Scope::Base, "(objectClass=*)", &self.read_attrs(kind, true), 1)
+            .search(
+                &dn,
+                Scope::Base,
+                "(objectClass=*)",
+                &self.read_attrs(kind, true),
+                1,
+            )
             .await?;
         self.resources(source, kind, entries, Load::ALL)
             .await?
@@ -1613,7 +1890,12 @@ impl Backend for LdapBackend {
         load: Load,
     ) -> Result<Resource, BackendError> {
         let entry = self
-            .find_entry(source, kind, id, kind == ResourceKind::Group && load.members)
+            .find_entry(
+                source,
+                kind,
+                id,
+                kind == ResourceKind::Group && load.members,
+            )
             .await?;
         self.resources(source, kind, vec![entry], load)
             .await?
@@ -1629,7 +1911,8 @@ impl Backend for LdapBackend {
         attrs: Map<String, Value>,
         expected: Option<Version>,
     ) -> Result<Resource, BackendError> {
-        self.write_over(source, kind, id, &attrs, expected, true).await?;
+        self.write_over(source, kind, id, &attrs, expected, true)
+            .await?;
         self.get(source, kind, id, Load::ALL).await
     }
 
@@ -1640,68 +1923,98 @@ impl Backend for LdapBackend {
         id: &str,
         expected: Option<Version>,
     ) -> Result<(), BackendError> {
-        let entry = self.find_entry(source, kind, id, false).await?;
-        if let Some(v) = expected {
-            let current = self.resources(source, kind, vec![entry.clone()], Load::NONE).await?;
-            if current.first().map(|r| r.meta.version) != Some(v) {
-                return Err(BackendError::VersionMismatch);
-            }
-        }
         let ctx = Ctx {
             id: Some(id),
             unique: None,
         };
-        // Memberships go first, each group getting a new version; if the delete then fails,
-        // they are restored.
-        let groups = self.remove_from_groups(source, &entry.dn).await?;
-        let result = match &self.obj(kind).delete {
-            DeleteConfig::Delete => {
-                let mut ldap = self.ldap().await?;
-                ldap.delete(&entry.dn)
-                    .await
-                    .and_then(|r| r.success())
-                    .map(|_| ())
-                    .map_err(|e| self.err(&e, ctx))
+        for _ in 0..WRITE_RETRIES {
+            let entry = self.find_entry(source, kind, id, false).await?;
+            if let Some(v) = expected {
+                let current = self
+                    .resources(source, kind, vec![entry.clone()], Load::NONE)
+                    .await?;
+                if current.first().map(|r| r.meta.version) != Some(v) {
+                    return Err(BackendError::VersionMismatch);
+                }
             }
-            DeleteConfig::Move { container } => {
-                let rdn = split_dn(&entry.dn).into_iter().next().unwrap_or_default();
-                let mut ldap = self.ldap().await?;
-                let moved = ldap
-                    .modifydn(&entry.dn, &rdn, true, Some(container))
-                    .await
-                    .and_then(|r| r.success())
-                    .map(|_| ())
-                    .map_err(|e| self.err(&e, ctx));
-                if moved.is_ok()
-                    && kind == ResourceKind::User
-                    && let Some(active) = &self.obj(kind).active
-                    && let Some(v) = write_active(active, Some(false), Some(&entry))
-                {
-                    let new_dn = format!("{rdn},{container}");
-                    let m = vec![Mod::Replace(active_attr(active).as_bytes().to_vec(), set_of(v))];
-                    if let Err(e) = self.modify(&new_dn, m, None, ctx).await {
-                        tracing::warn!(dn = %new_dn, error = %e, "moved entry could not be disabled");
+            // The entry's own removal (or move), and, for users of soft deletes, disabling it.
+            let mut own = Vec::new();
+            match &self.obj(kind).delete {
+                DeleteConfig::Delete => own.push(Op::Delete {
+                    dn: entry.dn.clone(),
+                }),
+                DeleteConfig::Move { container } => {
+                    own.push(Op::Move {
+                        dn: entry.dn.clone(),
+                        parent: container.clone(),
+                    });
+                    if kind == ResourceKind::User
+                        && let Some(active) = &self.obj(kind).active
+                        && let Some(v) = write_active(active, Some(false), Some(&entry))
+                    {
+                        let rdn = split_dn(&entry.dn).into_iter().next().unwrap_or_default();
+                        own.push(Op::Modify {
+                            dn: format!("{rdn},{container}"),
+                            mods: vec![Mod::Replace(
+                                active_attr(active).as_bytes().to_vec(),
+                                set_of(v),
+                            )],
+                            guard: None,
+                            undo: Vec::new(),
+                        });
                     }
                 }
-                moved
             }
-        };
-        if let Err(e) = result {
-            for gid in groups {
-                let delta = RawDelta {
-                    add: vec![(entry.dn.clone(), id.to_string(), None)],
-                    ..RawDelta::default()
-                };
-                if let Err(u) = self
-                    .apply_group_change(source, &gid, None, &delta, None, false)
+            if !self.pool.supports_transactions() {
+                // Memberships first, each group getting a new version; restored if the
+                // entry's own removal then fails.
+                let groups = self.remove_from_groups(source, &entry.dn).await?;
+                if let Err(e) = self.execute(own, ctx).await {
+                    for gid in groups {
+                        let delta = RawDelta {
+                            add: vec![(entry.dn.clone(), id.to_string(), None)],
+                            ..RawDelta::default()
+                        };
+                        if let Err(u) = self
+                            .apply_group_change(source, &gid, None, &delta, None, false)
+                            .await
+                        {
+                            tracing::error!(group = %gid, error = %u, "could not restore a membership after a failed delete");
+                        }
+                    }
+                    return Err(e);
+                }
+                return Ok(());
+            }
+            // One transaction: every group loses the member (and gets a new version) and the
+            // entry goes, or nothing happens.
+            let mut ops = Vec::new();
+            let remove = RawDelta {
+                remove_dns: vec![entry.dn.clone()],
+                remove_ids: vec![id.to_string()],
+                ..RawDelta::default()
+            };
+            for gid in self.groups_listing(source, &entry.dn).await? {
+                match self
+                    .plan_group_change(source, &gid, None, &remove, None, false)
                     .await
                 {
-                    tracing::error!(group = %gid, error = %u, "could not restore a membership after a failed delete");
+                    Ok(Some(p)) => ops.extend(p),
+                    Ok(None) | Err(BackendError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
                 }
             }
-            return Err(e);
+            ops.extend(own);
+            match self.execute(ops, ctx).await {
+                Ok(()) => return Ok(()),
+                Err(BackendError::VersionMismatch) => continue,
+                Err(e) => return Err(e),
+            }
         }
-        Ok(())
+        Err(BackendError::Unavailable {
+            detail: "too many concurrent changes around this resource; retry".into(),
+            retry_after: Some(1),
+        })
     }
 
     async fn query(
@@ -1809,7 +2122,14 @@ impl Backend for LdapBackend {
                 return self.get(source, kind, id, load).await;
             }
             match self
-                .write_over(source, kind, id, &outcome.attrs, Some(current.meta.version), false)
+                .write_over(
+                    source,
+                    kind,
+                    id,
+                    &outcome.attrs,
+                    Some(current.meta.version),
+                    false,
+                )
                 .await
             {
                 Ok(()) => return self.get(source, kind, id, load).await,

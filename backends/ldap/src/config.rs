@@ -155,7 +155,9 @@ impl LdapConfig {
                     path.display()
                 ))
             })?;
-            return Ok(Some(Secret(text.trim_end_matches(['\r', '\n']).to_string())));
+            return Ok(Some(Secret(
+                text.trim_end_matches(['\r', '\n']).to_string(),
+            )));
         }
         if let Some(var) = &self.bind_password_env {
             return match std::env::var(var) {

@@ -17,7 +17,6 @@ use tokio::sync::Mutex;
 
 /// LDAP result codes (RFC 4511 Appendix A) the backend distinguishes.
 pub(crate) mod rc {
-    pub const OPERATIONS_ERROR: u32 = 1;
     pub const TIME_LIMIT_EXCEEDED: u32 = 3;
     pub const SIZE_LIMIT_EXCEEDED: u32 = 4;
     pub const NO_SUCH_ATTRIBUTE: u32 = 16;
@@ -34,7 +33,6 @@ pub(crate) mod rc {
     pub const UNWILLING_TO_PERFORM: u32 = 53;
     pub const NAMING_VIOLATION: u32 = 64;
     pub const OBJECT_CLASS_VIOLATION: u32 = 65;
-    pub const NOT_ALLOWED_ON_NON_LEAF: u32 = 66;
     pub const ENTRY_ALREADY_EXISTS: u32 = 68;
     pub const ADMIN_LIMIT_EXCEEDED: u32 = 11;
     pub const OTHER: u32 = 80;
@@ -98,9 +96,7 @@ pub(crate) fn map_error(e: &LdapError, ctx: Ctx<'_>, retry_after: u32) -> Backen
         rc::INVALID_CREDENTIALS => {
             BackendError::Internal("the directory refused the configured bind credentials".into())
         }
-        other => BackendError::Internal(format!(
-            "unexpected LDAP result code {other}{text}"
-        )),
+        other => BackendError::Internal(format!("unexpected LDAP result code {other}{text}")),
     }
 }
 
@@ -114,12 +110,10 @@ const FEATURE_UNKNOWN: u8 = 0;
 const FEATURE_YES: u8 = 1;
 const FEATURE_NO: u8 = 2;
 
+/// The Start Transaction extended operation (RFC 5805).
+pub(crate) const START_TXN_OID: &str = "1.3.6.1.1.21.1";
 /// The assertion control (RFC 4528).
 pub(crate) const ASSERTION_OID: &str = "1.3.6.1.1.12";
-/// The matched values control (RFC 3876).
-pub(crate) const MATCHED_VALUES_OID: &str = "1.2.826.0.1.3344810.2.3";
-/// The permissive modify control (Active Directory, also OpenLDAP 2.6).
-pub(crate) const PERMISSIVE_MODIFY_OID: &str = "1.2.840.113556.1.4.1413";
 
 /// A pool of bound connections.
 pub(crate) struct Pool {
@@ -135,8 +129,7 @@ pub(crate) struct Pool {
     slots: Vec<Mutex<Option<Ldap>>>,
     next: AtomicUsize,
     assertion: AtomicU8,
-    matched_values: AtomicU8,
-    permissive_modify: AtomicU8,
+    transactions: AtomicU8,
 }
 
 impl std::fmt::Debug for Pool {
@@ -225,11 +218,12 @@ impl Pool {
             connect_timeout: Duration::from_secs(config.connect_timeout_secs.max(1)),
             op_timeout: Duration::from_secs(config.operation_timeout_secs.max(1)),
             retry_after: config.retry_after_secs,
-            slots: (0..config.pool_size.max(1)).map(|_| Mutex::new(None)).collect(),
+            slots: (0..config.pool_size.max(1))
+                .map(|_| Mutex::new(None))
+                .collect(),
             next: AtomicUsize::new(0),
             assertion: AtomicU8::new(FEATURE_UNKNOWN),
-            matched_values: AtomicU8::new(FEATURE_UNKNOWN),
-            permissive_modify: AtomicU8::new(FEATURE_UNKNOWN),
+            transactions: AtomicU8::new(FEATURE_UNKNOWN),
         })
     }
 
@@ -247,16 +241,6 @@ impl Pool {
         let l = self.connect().await?;
         *slot = Some(l.clone());
         Ok(l)
-    }
-
-    /// Drops every connection whose transport has closed, so the next use reconnects.
-    pub async fn discard_closed(&self) {
-        for s in &self.slots {
-            let mut slot = s.lock().await;
-            if slot.as_mut().is_some_and(|l| l.is_closed()) {
-                *slot = None;
-            }
-        }
     }
 
     async fn connect(&self) -> Result<Ldap, BackendError> {
@@ -296,7 +280,12 @@ impl Pool {
     async fn probe(&self, ldap: &mut Ldap) {
         let res = ldap
             .with_timeout(self.op_timeout)
-            .search("", Scope::Base, "(objectClass=*)", vec!["supportedControl"])
+            .search(
+                "",
+                Scope::Base,
+                "(objectClass=*)",
+                vec!["supportedControl", "supportedExtension"],
+            )
             .await
             .and_then(|r| r.success());
         let controls: Vec<String> = match res {
@@ -306,7 +295,10 @@ impl Pool {
                     let e = ldap3::SearchEntry::construct(e);
                     e.attrs
                         .into_iter()
-                        .filter(|(k, _)| k.eq_ignore_ascii_case("supportedControl"))
+                        .filter(|(k, _)| {
+                            k.eq_ignore_ascii_case("supportedControl")
+                                || k.eq_ignore_ascii_case("supportedExtension")
+                        })
                         .flat_map(|(_, v)| v)
                 })
                 .collect(),
@@ -322,24 +314,19 @@ impl Pool {
                 FEATURE_NO
             }
         };
-        self.matched_values
-            .store(flag(MATCHED_VALUES_OID), Ordering::Relaxed);
-        self.permissive_modify
-            .store(flag(PERMISSIVE_MODIFY_OID), Ordering::Relaxed);
+        self.transactions
+            .store(flag(START_TXN_OID), Ordering::Relaxed);
         self.assertion.store(flag(ASSERTION_OID), Ordering::Relaxed);
+    }
+
+    /// Whether the directory supports transactions (known after the first connection).
+    pub fn supports_transactions(&self) -> bool {
+        self.transactions.load(Ordering::Relaxed) == FEATURE_YES
     }
 
     /// Whether the directory supports the assertion control (known after the first connection).
     pub fn supports_assertion(&self) -> bool {
         self.assertion.load(Ordering::Relaxed) == FEATURE_YES
-    }
-    /// Whether the directory supports the matched values control.
-    pub fn supports_matched_values(&self) -> bool {
-        self.matched_values.load(Ordering::Relaxed) == FEATURE_YES
-    }
-    /// Whether the directory supports the permissive modify control.
-    pub fn supports_permissive_modify(&self) -> bool {
-        self.permissive_modify.load(Ordering::Relaxed) == FEATURE_YES
     }
 }
 

@@ -15,10 +15,10 @@
 
 use crate::config::{ActiveConfig, IdSource};
 use crate::mapping::{AttrMap, DirectoryMap, ObjectMap};
+use scimd_core::BackendError;
 use scimd_core::filter::{CompValue, CompareOp, Filter, matches_value};
 use scimd_core::path::AttrPath;
 use scimd_core::schema::{ResourceKind, ResourceTypeDef};
-use scimd_core::BackendError;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -243,7 +243,10 @@ fn is_relation_value(p: &AttrPath) -> bool {
         && p.sub.as_deref() == Some("value")
 }
 
-fn reference_mappings<'a>(map: &'a ObjectMap, p: &'a AttrPath) -> impl Iterator<Item = &'a AttrMap> {
+fn reference_mappings<'a>(
+    map: &'a ObjectMap,
+    p: &'a AttrPath,
+) -> impl Iterator<Item = &'a AttrMap> {
     map.attrs
         .iter()
         .filter(move |m| m.reference && same_path(&m.scim.path(), p))
@@ -379,9 +382,9 @@ fn strict_leaf(f: &Filter, cx: &Context<'_>) -> Result<Translated, BackendError>
 
 fn leaf_path(f: &Filter) -> Option<&AttrPath> {
     match f {
-        Filter::Present(p) | Filter::Compare { path: p, .. } | Filter::ValuePath { path: p, .. } => {
-            Some(p)
-        }
+        Filter::Present(p)
+        | Filter::Compare { path: p, .. }
+        | Filter::ValuePath { path: p, .. } => Some(p),
         _ => None,
     }
 }
@@ -623,7 +626,11 @@ fn compare(
     if path.urn.is_none() && path.name == "password" {
         return Err(unsupported(path));
     }
-    if is_relation_value(path) || (path.urn.is_none() && (path.name == "members" || path.name == "groups") && path.sub.is_none()) {
+    if is_relation_value(path)
+        || (path.urn.is_none()
+            && (path.name == "members" || path.name == "groups")
+            && path.sub.is_none())
+    {
         return Ok(relation_compare(path, op, value, cx));
     }
     if path.urn.is_none() && (path.name == "members" || path.name == "groups") {
@@ -679,9 +686,7 @@ fn attr_compare(m: &AttrMap, op: CompareOp, value: &CompValue, cx: &Context<'_>)
         CompareOp::Ew => LFilter::Item(format!("({a}=*{v})")),
         // Many directory attributes (uid, cn, mail) have no ordering rule, under which `>=`
         // is undefined and matches nothing: presence is the safe superset.
-        CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le | CompareOp::Ne => {
-            present(a)
-        }
+        CompareOp::Gt | CompareOp::Ge | CompareOp::Lt | CompareOp::Le | CompareOp::Ne => present(a),
     }
 }
 
@@ -1097,8 +1102,14 @@ mod tests {
     #[test]
     fn ids_active_and_memberships_are_exact() {
         let id = "0f6c3c4a-1111-4111-8111-000000000001";
-        assert_eq!(user(&format!("id eq \"{id}\"")), (format!("(entryUUID={id})"), true));
-        assert_eq!(user(r#"id eq "NOT-AN-ID""#), ("(!(objectClass=*))".into(), true));
+        assert_eq!(
+            user(&format!("id eq \"{id}\"")),
+            (format!("(entryUUID={id})"), true)
+        );
+        assert_eq!(
+            user(r#"id eq "NOT-AN-ID""#),
+            ("(!(objectClass=*))".into(), true)
+        );
         assert_eq!(
             user("active eq false"),
             ("(pwdAccountLockedTime=*)".into(), true)
@@ -1120,8 +1131,14 @@ mod tests {
 
     #[test]
     fn negation_of_an_inexact_node_widens_to_everything() {
-        assert_eq!(user(r#"not (userName eq "x")"#), ("(objectClass=*)".into(), false));
-        assert_eq!(user(r#"userName ne "x""#), ("(objectClass=*)".into(), false));
+        assert_eq!(
+            user(r#"not (userName eq "x")"#),
+            ("(objectClass=*)".into(), false)
+        );
+        assert_eq!(
+            user(r#"userName ne "x""#),
+            ("(objectClass=*)".into(), false)
+        );
     }
 
     #[test]
@@ -1138,9 +1155,16 @@ mod tests {
 
     #[test]
     fn unmapped_attributes_are_unsupported_filters() {
-        for f in [r#"nickName eq "x""#, r#"externalId eq "x""#, r#"emails.primary eq true"#] {
+        for f in [
+            r#"nickName eq "x""#,
+            r#"externalId eq "x""#,
+            r#"emails.primary eq true"#,
+        ] {
             assert!(
-                matches!(tr(f, ResourceKind::User), Err(BackendError::UnsupportedFilter(_))),
+                matches!(
+                    tr(f, ResourceKind::User),
+                    Err(BackendError::UnsupportedFilter(_))
+                ),
                 "{f}"
             );
         }
@@ -1176,7 +1200,10 @@ mod tests {
             t(r#"emails.value eq "a@x""#).filter.render(),
             "(|(mail=a@x)(scimdJson=*a@x*))"
         );
-        assert_eq!(t(r#"userName eq "two  spaces""#).filter.render(), "(objectClass=*)");
+        assert_eq!(
+            t(r#"userName eq "two  spaces""#).filter.render(),
+            "(objectClass=*)"
+        );
         let id = t(r#"id eq "0f6c3c4a-1111-4111-8111-000000000001""#);
         assert!(id.exact);
         assert!(!t("active eq true").exact);

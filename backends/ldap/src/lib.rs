@@ -1,11 +1,11 @@
 //! # scimd-backend-ldap
 #![forbid(unsafe_code)]
 
+mod backend;
 pub mod config;
 mod conn;
 mod filter;
 mod mapping;
-mod backend;
 mod meta;
 
 pub use backend::LdapBackend;

@@ -6,8 +6,8 @@
 //! is resolved by the caller and passed in, so these functions are unit-tested without slapd.
 
 use crate::config::{
-    ActiveConfig, AttributeMapping, ConfigError, DeleteConfig, IdSource, LdapConfig,
-    ObjectConfig, PasswordConfig, Preset, SearchScope, VersionSource,
+    ActiveConfig, AttributeMapping, ConfigError, DeleteConfig, IdSource, LdapConfig, ObjectConfig,
+    PasswordConfig, Preset, SearchScope, VersionSource,
 };
 use scimd_core::AttrPath;
 use scimd_core::schema::{AttrType, ResourceKind, ResourceTypeDef, SchemaRegistry};
@@ -208,7 +208,10 @@ fn preset_users(preset: Preset, base_dn: &str) -> (ObjectConfig, Vec<AttributeMa
                 am("preferredLanguage", "preferredLanguage"),
                 am("profileUrl", "labeledURI"),
                 ascii(multi(am("emails[type eq \"work\"].value", "mail"))),
-                multi(am("phoneNumbers[type eq \"work\"].value", "telephoneNumber")),
+                multi(am(
+                    "phoneNumbers[type eq \"work\"].value",
+                    "telephoneNumber",
+                )),
                 multi(am("phoneNumbers[type eq \"mobile\"].value", "mobile")),
                 multi(am("phoneNumbers[type eq \"home\"].value", "homePhone")),
                 multi(am(
@@ -295,10 +298,7 @@ fn preset_groups(preset: Preset, base_dn: &str) -> (ObjectConfig, Vec<AttributeM
                 member_attribute: Some("member".into()),
                 ..ObjectConfig::default()
             },
-            vec![
-                am("displayName", "cn"),
-                am("displayName", "sAMAccountName"),
-            ],
+            vec![am("displayName", "cn"), am("displayName", "sAMAccountName")],
         ),
     }
 }
@@ -315,7 +315,12 @@ fn merge_object(
         list.retain(|m| !m.scim.eq_ignore_ascii_case(&extra.scim));
     }
     list.extend(over.extra_attributes.iter().cloned());
-    list.retain(|m| !over.unmapped.iter().any(|u| u.eq_ignore_ascii_case(&m.scim)));
+    list.retain(|m| {
+        !over
+            .unmapped
+            .iter()
+            .any(|u| u.eq_ignore_ascii_case(&m.scim))
+    });
     let attrs = list
         .iter()
         .map(|m| compile_attr(m, rt))
@@ -391,9 +396,7 @@ fn compile_attr(m: &AttributeMapping, rt: &ResourceTypeDef) -> Result<AttrMap, C
     let (path_text, type_eq) = match m.scim.split_once('[') {
         None => (m.scim.clone(), None),
         Some((attr, rest)) => {
-            let (inner, after) = rest
-                .split_once(']')
-                .ok_or_else(|| err("unclosed '['"))?;
+            let (inner, after) = rest.split_once(']').ok_or_else(|| err("unclosed '['"))?;
             let value = parse_type_selector(inner)
                 .ok_or_else(|| err("only [type eq \"...\"] selectors are supported"))?;
             (format!("{attr}{after}"), Some(value))
@@ -404,23 +407,33 @@ fn compile_attr(m: &AttributeMapping, rt: &ResourceTypeDef) -> Result<AttrMap, C
         .resolve(&path)
         .ok_or_else(|| err("no such attribute in the schema"))?;
     let attr = resolved.attr;
-    if attr.name == "id" || attr.name == "meta" || attr.name == "groups" || attr.name == "members"
-    {
+    if attr.name == "id" || attr.name == "meta" || attr.name == "groups" || attr.name == "members" {
         return Err(err("this attribute is maintained by the backend itself"));
     }
     if attr.name == "active" || attr.name == "password" {
-        return Err(err("use the `active` / `password` settings for this attribute"));
+        return Err(err(
+            "use the `active` / `password` settings for this attribute",
+        ));
     }
     if attr.attr_type == AttrType::Complex && resolved.sub.is_none() {
-        return Err(err("a complex attribute needs a sub-attribute (e.g. emails.value)"));
+        return Err(err(
+            "a complex attribute needs a sub-attribute (e.g. emails.value)",
+        ));
     }
     if type_eq.is_some() && !(attr.multi_valued && attr.sub_attribute("type").is_some()) {
-        return Err(err("a type selector needs a multi-valued attribute with a type"));
+        return Err(err(
+            "a type selector needs a multi-valued attribute with a type",
+        ));
     }
     if m.multi && !attr.multi_valued {
         return Err(err("multi applies to multi-valued attributes only"));
     }
-    if m.ldap.is_empty() || !m.ldap.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';') {
+    if m.ldap.is_empty()
+        || !m
+            .ldap
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';')
+    {
         return Err(err("invalid LDAP attribute name"));
     }
     let canonical = resolved.canonical_path();
@@ -711,7 +724,8 @@ impl ObjectMap {
                     continue;
                 }
                 let v = if m.reference {
-                    refs.get(&normalize_dn(raw)).map(|id| Value::String(id.clone()))
+                    refs.get(&normalize_dn(raw))
+                        .map(|id| Value::String(id.clone()))
                 } else {
                     ldap_to_json(m.scim.value_type, raw)
                 };
@@ -816,7 +830,9 @@ impl ObjectMap {
         let first_typed = self
             .attrs
             .iter()
-            .find(|o| o.scim.name == m.scim.name && o.scim.ext == m.scim.ext && o.scim.type_eq.is_some())
+            .find(|o| {
+                o.scim.name == m.scim.name && o.scim.ext == m.scim.ext && o.scim.type_eq.is_some()
+            })
             .map(|o| o.scim.type_eq.clone());
         let selected = elements.iter().filter(|el| match &m.scim.type_eq {
             None => true,
@@ -948,9 +964,7 @@ pub(crate) fn write_active(
                 Some(false) => Some(vec![value.clone()]),
             }
         }
-        ActiveConfig::Flag {
-            inactive_value, ..
-        } => match active {
+        ActiveConfig::Flag { inactive_value, .. } => match active {
             Some(false) => Some(vec![inactive_value.clone()]),
             _ => Some(Vec::new()),
         },
@@ -990,7 +1004,12 @@ mod tests {
             dn: "uid=x,ou=people,dc=example,dc=org".into(),
             attrs: pairs
                 .iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.iter().map(|s| s.to_string()).collect()))
+                .map(|(k, v)| {
+                    (
+                        k.to_ascii_lowercase(),
+                        v.iter().map(|s| s.to_string()).collect(),
+                    )
+                })
                 .collect(),
             bin: HashMap::new(),
         }
@@ -1012,7 +1031,13 @@ mod tests {
     #[test]
     fn mapping_to_unknown_or_backend_attributes_is_rejected() {
         let reg = SchemaRegistry::new();
-        for scim in ["bogus", "id", "groups.value", "emails[display eq \"x\"].value", "emails"] {
+        for scim in [
+            "bogus",
+            "id",
+            "groups.value",
+            "emails[display eq \"x\"].value",
+            "emails",
+        ] {
             let mut c = LdapConfig::new("ldap://x", "dc=x");
             c.users.extra_attributes.push(am(scim, "description"));
             assert!(c.build_mapping(&reg).is_err(), "{scim}");
@@ -1037,13 +1062,22 @@ mod tests {
         let a = m.users.to_scim(&e, &DnIds::new());
         assert_eq!(a["userName"], "bjensen");
         // cn equals its fallback (the userName): not a real name.formatted.
-        assert_eq!(a["name"], json!({"familyName": "Jensen", "givenName": "Barbara"}));
+        assert_eq!(
+            a["name"],
+            json!({"familyName": "Jensen", "givenName": "Barbara"})
+        );
         assert_eq!(
             a["emails"],
             json!([{"value": "b@example.com", "type": "work"}, {"value": "bj@example.com", "type": "work"}])
         );
-        assert_eq!(a["phoneNumbers"], json!([{"value": "+1 555", "type": "mobile"}]));
-        assert_eq!(a["addresses"], json!([{"locality": "Hollywood", "region": "CA", "type": "work"}]));
+        assert_eq!(
+            a["phoneNumbers"],
+            json!([{"value": "+1 555", "type": "mobile"}])
+        );
+        assert_eq!(
+            a["addresses"],
+            json!([{"locality": "Hollywood", "region": "CA", "type": "work"}])
+        );
         assert_eq!(a[ENTERPRISE]["employeeNumber"], "701984");
         assert_eq!(a["active"], false);
     }
@@ -1057,7 +1091,10 @@ mod tests {
                        {"value": "p@x", "type": "work", "primary": true}, {"value": "untyped@x"}],
             "phoneNumbers": [{"value": "1", "type": "fax"}],
         });
-        let v = m.users.to_ldap(attrs.as_object().unwrap(), &HashMap::new(), false).unwrap();
+        let v = m
+            .users
+            .to_ldap(attrs.as_object().unwrap(), &HashMap::new(), false)
+            .unwrap();
         assert_eq!(v["uid"].1, ["bjensen"]);
         assert_eq!(v["sn"].1, ["bjensen"]);
         assert_eq!(v["cn"].1, ["bjensen"]);
@@ -1070,12 +1107,20 @@ mod tests {
     fn unresolved_references_are_reported() {
         let m = openldap();
         let attrs = json!({"userName": "x", ENTERPRISE: {"manager": {"value": "nope"}}});
-        let err = m.users.to_ldap(attrs.as_object().unwrap(), &HashMap::new(), false);
+        let err = m
+            .users
+            .to_ldap(attrs.as_object().unwrap(), &HashMap::new(), false);
         assert_eq!(err, Err("nope".to_string()));
         let mut refs = HashMap::new();
-        refs.insert("boss".to_string(), "uid=boss,ou=people,dc=example,dc=org".to_string());
+        refs.insert(
+            "boss".to_string(),
+            "uid=boss,ou=people,dc=example,dc=org".to_string(),
+        );
         let attrs = json!({"userName": "x", ENTERPRISE: {"manager": {"value": "boss"}}});
-        let v = m.users.to_ldap(attrs.as_object().unwrap(), &refs, false).unwrap();
+        let v = m
+            .users
+            .to_ldap(attrs.as_object().unwrap(), &refs, false)
+            .unwrap();
         assert_eq!(v["manager"].1, ["uid=boss,ou=people,dc=example,dc=org"]);
     }
 
@@ -1086,10 +1131,16 @@ mod tests {
             bit: 2,
             initial: 512,
         };
-        assert_eq!(write_active(&a, Some(false), None), Some(vec!["514".into()]));
+        assert_eq!(
+            write_active(&a, Some(false), None),
+            Some(vec!["514".into()])
+        );
         let e = entry(&[("userAccountControl", &["66050"])]);
         assert!(!read_active(&a, &e));
-        assert_eq!(write_active(&a, Some(true), Some(&e)), Some(vec!["66048".into()]));
+        assert_eq!(
+            write_active(&a, Some(true), Some(&e)),
+            Some(vec!["66048".into()])
+        );
     }
 
     #[test]

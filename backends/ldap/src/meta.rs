@@ -71,7 +71,11 @@ pub(crate) fn parse_generalized_time(s: &str) -> Option<OffsetDateTime> {
     let date = Date::from_calendar_date(year, month, day).ok()?;
     let time = Time::from_hms_nano(hour, minute, second, nanos).ok()?;
     let offset = time::UtcOffset::from_whole_seconds(offset_secs).ok()?;
-    Some(PrimitiveDateTime::new(date, time).assume_offset(offset).to_offset(time::UtcOffset::UTC))
+    Some(
+        PrimitiveDateTime::new(date, time)
+            .assume_offset(offset)
+            .to_offset(time::UtcOffset::UTC),
+    )
 }
 
 /// The instant and change counter of an `entryCSN`.
@@ -89,7 +93,9 @@ fn scaled(t: OffsetDateTime, count: u32) -> Option<u64> {
         .ok()?
         .checked_mul(1_000_000)?
         .checked_add(u64::from(t.microsecond()))?;
-    micros.checked_mul(4096)?.checked_add(u64::from(count.min(4095)))
+    micros
+        .checked_mul(4096)?
+        .checked_add(u64::from(count.min(4095)))
 }
 
 /// The id of an entry, in its canonical (lower-case) form.
@@ -101,19 +107,19 @@ pub(crate) fn entry_id(dir: &DirectoryMap, e: &Entry) -> Option<String> {
                 return guid_string(b);
             }
             // 16 random bytes are occasionally valid UTF-8, then ldap3 reports them as text.
-            e.first("objectGUID").and_then(|s| guid_string(s.as_bytes()))
+            e.first("objectGUID")
+                .and_then(|s| guid_string(s.as_bytes()))
         }
     }
 }
 
 /// Metadata derived from the directory alone (no lossless counter).
-pub(crate) fn derived_meta(dir: &DirectoryMap, e: &Entry) -> Option<(OffsetDateTime, OffsetDateTime, Version)> {
-    let created = e
-        .first(&dir.created_attr)
-        .and_then(parse_generalized_time);
-    let modified = e
-        .first(&dir.modified_attr)
-        .and_then(parse_generalized_time);
+pub(crate) fn derived_meta(
+    dir: &DirectoryMap,
+    e: &Entry,
+) -> Option<(OffsetDateTime, OffsetDateTime, Version)> {
+    let created = e.first(&dir.created_attr).and_then(parse_generalized_time);
+    let modified = e.first(&dir.modified_attr).and_then(parse_generalized_time);
     let csn = e.first("entryCSN").and_then(parse_csn);
     let version = match dir.version {
         VersionSource::EntryCsn => csn.and_then(|(t, c)| scaled(t, c)),

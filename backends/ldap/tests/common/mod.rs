@@ -252,7 +252,21 @@ impl Slapd {
     /// Runs `ldapsearch` and returns its LDIF output.
     pub fn ldapsearch(&self, base: &str, filter: &str, attrs: &[&str]) -> String {
         let out = Command::new("ldapsearch")
-            .args(["-x", "-LLL", "-o", "ldif-wrap=no", "-H", &self.url, "-D", ROOT_DN, "-w", ROOT_PW, "-b", base, filter])
+            .args([
+                "-x",
+                "-LLL",
+                "-o",
+                "ldif-wrap=no",
+                "-H",
+                &self.url,
+                "-D",
+                ROOT_DN,
+                "-w",
+                ROOT_PW,
+                "-b",
+                base,
+                filter,
+            ])
             .args(attrs)
             .output()
             .expect("run ldapsearch");
