@@ -9,6 +9,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use time::OffsetDateTime;
 
+/// Writes a line to stdout, returning write errors (a closed pipe) instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout(), $($arg)*)?
+    };
+}
+
 /// scimd: a SCIM 2.0 provisioning server.
 #[derive(Debug, Parser)]
 #[command(name = "scimd", version, about, long_about = None)]
@@ -175,9 +182,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 .as_ref()
                 .map(|f| f.display().to_string())
                 .unwrap_or_else(|| "(none: built-in defaults)".into());
-            println!("# configuration file: {file}");
-            println!("# the configuration is valid; effective values, secrets redacted:");
-            println!(
+            say!("# configuration file: {file}");
+            say!("# the configuration is valid; effective values, secrets redacted:");
+            say!(
                 "{}",
                 serde_json::to_string_pretty(&loaded.config.redacted())?
             );
@@ -192,7 +199,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             targets.extend(c.state.resolve(&c.backend));
             targets.dedup();
             if targets.is_empty() {
-                println!("no SQL database is configured; nothing to migrate");
+                say!("no SQL database is configured; nothing to migrate");
             }
             let mut done: Vec<String> = Vec::new();
             for t in targets {
@@ -208,7 +215,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .schema_version()
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))?;
-                println!(
+                say!(
                     "{what}: schema version {}",
                     version
                         .map(|v| v.to_string())
@@ -222,7 +229,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Openapi { config } => {
             let loaded = load(&config)?;
             let app = App::build(&loaded).await?;
-            println!(
+            say!(
                 "{}",
                 serde_json::to_string_pretty(&crate::http::openapi::document(&app))?
             );
@@ -342,10 +349,10 @@ async fn token(command: TokenCommand) -> anyhow::Result<()> {
                 rec.name,
                 rec.id,
                 rec.expires
-                    .map(|e| format!(", expires {}", scimd_core::resource::format_time(e)))
+                    .map(|e| format!(", expires {}", show_time(e)))
                     .unwrap_or_default()
             );
-            println!("{}", secret.expose());
+            say!("{}", secret.expose());
         }
         TokenCommand::List { source, .. } => {
             let now = OffsetDateTime::now_utc();
@@ -353,7 +360,7 @@ async fn token(command: TokenCommand) -> anyhow::Result<()> {
                 .list_tokens(source.as_deref())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("SOURCE\tNAME\tID\tCREATED\tEXPIRES\tSTATUS");
+            say!("SOURCE\tNAME\tID\tCREATED\tEXPIRES\tSTATUS");
             for t in list {
                 let status = if t.revoked.is_some() {
                     "revoked"
@@ -362,15 +369,13 @@ async fn token(command: TokenCommand) -> anyhow::Result<()> {
                 } else {
                     "expired"
                 };
-                println!(
+                say!(
                     "{}\t{}\t{}\t{}\t{}\t{status}",
                     t.source,
                     t.name,
                     t.id,
-                    scimd_core::resource::format_time(t.created),
-                    t.expires
-                        .map(scimd_core::resource::format_time)
-                        .unwrap_or_else(|| "never".into()),
+                    show_time(t.created),
+                    t.expires.map(show_time).unwrap_or_else(|| "never".into()),
                 );
             }
         }
@@ -383,8 +388,13 @@ async fn token(command: TokenCommand) -> anyhow::Result<()> {
             if !found {
                 bail!("source {source} has no token named or with id {token:?}");
             }
-            println!("revoked token {token:?} of source {source}");
+            say!("revoked token {token:?} of source {source}");
         }
     }
     Ok(())
+}
+
+/// A timestamp to the second, for humans.
+fn show_time(t: OffsetDateTime) -> String {
+    scimd_core::resource::format_time(t.replace_nanosecond(0).unwrap_or(t))
 }

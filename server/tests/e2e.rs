@@ -1523,3 +1523,93 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn groups_support_put_patch_of_members_search_and_delete() {
+    let s = Server::start().await;
+    let u1 = s.create_user("a", "g-one").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let u2 = s.create_user("a", "g-two").await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let g = s
+        .a(
+            Method::POST,
+            "/Groups",
+            Some(json!({"schemas": [GROUP], "displayName": "Team", "members": [{"value": u1}]})),
+        )
+        .await;
+    assert_eq!(g.status, 201);
+    let path = format!("/Groups/{}", g.body["id"].as_str().unwrap());
+    let member_ids = |v: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = v["members"]
+            .as_array()
+            .map(|m| {
+                m.iter()
+                    .map(|m| m["value"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    };
+    // PUT replaces the member list.
+    let r = s
+        .on(
+            "a",
+            Method::PUT,
+            &path,
+            Some(json!({"schemas": [GROUP], "displayName": "Team 2", "members": [{"value": u2}]})),
+            &[("if-match", "W/\"1\"")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(member_ids(&r.body), vec![u2.clone()]);
+    // PATCH adds one member and removes another by filter.
+    let r = s
+        .a(
+            Method::PATCH,
+            &path,
+            Some(json!({"schemas": [PATCH_OP], "Operations": [
+                {"op": "add", "path": "members", "value": [{"value": u1}]},
+                {"op": "remove", "path": format!("members[value eq \"{u2}\"]")}
+            ]})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let g = s.a(Method::GET, &path, None).await;
+    assert_eq!(member_ids(&g.body), vec![u1.clone()]);
+    assert_eq!(g.body["displayName"], "Team 2");
+    // excludedAttributes=members leaves them out.
+    let g = s
+        .a(
+            Method::GET,
+            &format!("{path}?excludedAttributes=members"),
+            None,
+        )
+        .await;
+    assert!(g.body.get("members").is_none());
+    // Groups/.search.
+    let r = s
+        .a(
+            Method::POST,
+            "/Groups/.search",
+            Some(
+                json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+                "filter": "displayName eq \"team 2\""}),
+            ),
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 1);
+    // DELETE, then the user's groups no longer list it.
+    assert_eq!(s.a(Method::DELETE, &path, None).await.status, 204);
+    let u = s.a(Method::GET, &format!("/Users/{u1}"), None).await;
+    assert!(
+        u.body.get("groups").is_none_or(|g| g == &json!([])),
+        "{}",
+        u.body
+    );
+}

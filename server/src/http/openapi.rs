@@ -4,7 +4,7 @@
 
 use super::api::{GroupsApi, ServiceApi, UsersApi};
 use crate::app::App;
-use poem_openapi::OpenApiService;
+use poem_openapi::{ExtraHeader, OpenApiService};
 use scimd_core::schema::{AttrType, AttributeDef, Mutability, ResourceKind, Returned, Schema};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -26,6 +26,13 @@ pub fn service() -> OpenApiService<Apis, ()> {
              `/source/scim/{source}/v2`. Requests need a bearer token of that source. Bodies are \
              `application/scim+json` (`application/json` is accepted); every error is a SCIM \
              Error with `status` as a string.",
+    )
+    .extra_request_header::<Option<String>, _>(ExtraHeader::new("X-Request-Id").description(
+        "Correlates the request in scimd's logs; echoed in the response when well-formed \
+         (1-128 of A-Z a-z 0-9 - _ . :), else a new id is generated.",
+    ))
+    .extra_response_header::<String, _>(
+        ExtraHeader::new("X-Request-Id").description("The request id used in scimd's logs."),
     )
 }
 
