@@ -7,11 +7,15 @@
 //! - [`dynamic`]: [`PluginHook`](dynamic::PluginHook), a plugin instance as a
 //!   [`Hook`](scimd_core::hooks::Hook), run off the async runtime with a timeout and a
 //!   failure policy;
+//! - [`pipeline`]: [`HookConfig`](pipeline::HookConfig), one entry of a source's `hooks`
+//!   list, and [`build_pipeline`](pipeline::build_pipeline);
 //! - [`testing`]: builds plugin crates of this workspace for tests, through cargo.
 
 pub mod dynamic;
 pub mod loader;
+pub mod pipeline;
 pub mod testing;
 
 pub use dynamic::{FailurePolicy, PluginConfig, PluginHook};
 pub use loader::{LoadError, PluginLibrary};
+pub use pipeline::{HookBuildError, HookConfig, HookEnv, build_pipeline};
