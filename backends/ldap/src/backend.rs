@@ -1696,6 +1696,7 @@ fn unescape_dn_value(v: &str) -> String {
         if bytes[i] == b'\\' && i + 1 < bytes.len() {
             let hex = v
                 .get(i + 1..i + 3)
+                .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
                 .and_then(|h| u8::from_str_radix(h, 16).ok());
             match hex {
                 Some(b) => {

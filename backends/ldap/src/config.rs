@@ -368,6 +368,25 @@ pub struct AttributeMapping {
     /// mode other values are kept in the JSON copy only; otherwise the directory rejects them.
     #[serde(default)]
     pub ascii_only: bool,
+    /// Which filter assertions the LDAP attribute's matching rules support, so that filters
+    /// are never narrowed by a rule the attribute lacks (`labeledURI` has no substring rule,
+    /// `facsimileTelephoneNumber` no equality rule). Comparisons the attribute cannot do are
+    /// answered by a presence test and re-checked in memory.
+    #[serde(default)]
+    pub matching: Matching,
+}
+
+/// The matching rules an LDAP attribute has (see [`AttributeMapping::matching`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Matching {
+    /// Equality and substrings.
+    #[default]
+    Full,
+    /// Equality only.
+    Equality,
+    /// Neither: only presence.
+    Presence,
 }
 
 /// What a SCIM DELETE does to the entry.

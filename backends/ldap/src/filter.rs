@@ -679,6 +679,13 @@ fn attr_compare(m: &AttrMap, op: CompareOp, value: &CompValue, cx: &Context<'_>)
     }
     let v = escape_value(&text);
     let a = &m.ldap;
+    match (m.matching, op) {
+        (crate::config::Matching::Presence, _)
+        | (crate::config::Matching::Equality, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) => {
+            return present(a);
+        }
+        _ => {}
+    }
     match op {
         CompareOp::Eq => LFilter::Item(format!("({a}={v})")),
         CompareOp::Co => LFilter::Item(format!("({a}=*{v}*)")),
@@ -1095,7 +1102,7 @@ mod tests {
         assert_eq!(user(r#"emails.type eq "work""#), ("(mail=*)".into(), true));
         assert_eq!(
             user(r#"phoneNumbers.value eq "1""#).0,
-            "(|(telephoneNumber=1)(mobile=1)(homePhone=1)(facsimileTelephoneNumber=1)(pager=1))"
+            "(|(telephoneNumber=1)(mobile=1)(homePhone=1)(facsimileTelephoneNumber=*)(pager=1))"
         );
     }
 

@@ -6,8 +6,8 @@
 //! is resolved by the caller and passed in, so these functions are unit-tested without slapd.
 
 use crate::config::{
-    ActiveConfig, AttributeMapping, ConfigError, DeleteConfig, IdSource, LdapConfig, ObjectConfig,
-    PasswordConfig, Preset, SearchScope, VersionSource,
+    ActiveConfig, AttributeMapping, ConfigError, DeleteConfig, IdSource, LdapConfig, Matching,
+    ObjectConfig, PasswordConfig, Preset, SearchScope, VersionSource,
 };
 use scimd_core::AttrPath;
 use scimd_core::schema::{AttrType, ResourceKind, ResourceTypeDef, SchemaRegistry};
@@ -59,6 +59,8 @@ pub(crate) struct AttrMap {
     pub reference: bool,
     /// The LDAP attribute only holds ASCII.
     pub ascii_only: bool,
+    /// The assertions the LDAP attribute supports.
+    pub matching: Matching,
 }
 
 /// The mapping of one resource type.
@@ -147,7 +149,13 @@ fn am(scim: &str, ldap: &str) -> AttributeMapping {
         fallback: None,
         reference: false,
         ascii_only: false,
+        matching: Matching::Full,
     }
+}
+
+fn matching(mut m: AttributeMapping, level: Matching) -> AttributeMapping {
+    m.matching = level;
+    m
 }
 
 fn ascii(mut m: AttributeMapping) -> AttributeMapping {
@@ -206,7 +214,7 @@ fn preset_users(preset: Preset, base_dn: &str) -> (ObjectConfig, Vec<AttributeMa
                 am("title", "title"),
                 am("userType", "employeeType"),
                 am("preferredLanguage", "preferredLanguage"),
-                am("profileUrl", "labeledURI"),
+                matching(am("profileUrl", "labeledURI"), Matching::Equality),
                 ascii(multi(am("emails[type eq \"work\"].value", "mail"))),
                 multi(am(
                     "phoneNumbers[type eq \"work\"].value",
@@ -214,10 +222,13 @@ fn preset_users(preset: Preset, base_dn: &str) -> (ObjectConfig, Vec<AttributeMa
                 )),
                 multi(am("phoneNumbers[type eq \"mobile\"].value", "mobile")),
                 multi(am("phoneNumbers[type eq \"home\"].value", "homePhone")),
-                multi(am(
-                    "phoneNumbers[type eq \"fax\"].value",
-                    "facsimileTelephoneNumber",
-                )),
+                matching(
+                    multi(am(
+                        "phoneNumbers[type eq \"fax\"].value",
+                        "facsimileTelephoneNumber",
+                    )),
+                    Matching::Presence,
+                ),
                 multi(am("phoneNumbers[type eq \"pager\"].value", "pager")),
                 am("addresses[type eq \"work\"].streetAddress", "street"),
                 am("addresses[type eq \"work\"].locality", "l"),
@@ -452,6 +463,7 @@ fn compile_attr(m: &AttributeMapping, rt: &ResourceTypeDef) -> Result<AttrMap, C
         fallback: m.fallback.clone(),
         reference: m.reference,
         ascii_only: m.ascii_only,
+        matching: m.matching,
     })
 }
 

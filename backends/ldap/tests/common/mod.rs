@@ -249,6 +249,27 @@ impl Slapd {
         c
     }
 
+    /// Applies LDIF changes with `ldapmodify`, as another LDAP tool would.
+    pub fn ldapmodify(&self, ldif: &str) {
+        use std::io::Write;
+        let mut child = Command::new("ldapmodify")
+            .args(["-x", "-H", &self.url, "-D", ROOT_DN, "-w", ROOT_PW])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ldapmodify");
+        if let Some(mut i) = child.stdin.take() {
+            i.write_all(ldif.as_bytes()).expect("write ldif");
+        }
+        let out = child.wait_with_output().expect("ldapmodify");
+        assert!(
+            out.status.success(),
+            "ldapmodify failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs `ldapsearch` and returns its LDIF output.
     pub fn ldapsearch(&self, base: &str, filter: &str, attrs: &[&str]) -> String {
         let out = Command::new("ldapsearch")
