@@ -1613,3 +1613,29 @@ async fn groups_support_put_patch_of_members_search_and_delete() {
         u.body
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_puts_without_if_match_all_succeed_and_each_bumps_the_version() {
+    let s = Arc::new(Server::start().await);
+    let u = s.create_user("a", "contended").await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..12 {
+        let s = s.clone();
+        let path = path.clone();
+        tasks.push(tokio::spawn(async move {
+            s.a(
+                Method::PUT,
+                &path,
+                Some(json!({"schemas": [USER], "userName": "contended", "displayName": format!("w{i}")})),
+            )
+            .await
+            .status
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let g = s.a(Method::GET, &path, None).await;
+    assert_eq!(g.header("etag"), Some("W/\"13\""));
+}

@@ -319,6 +319,41 @@ async fn handle<E: Endpoint>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{BackendConfig, Config, MemoryConfig};
+    use poem::EndpointExt;
+
+    #[tokio::test]
+    async fn a_request_over_the_timeout_is_503_scim_error_with_retry_after() {
+        let mut config = Config {
+            backend: BackendConfig::Memory(MemoryConfig {}),
+            ..Config::default()
+        };
+        config.server.request_timeout_secs = 1;
+        let app = App::build_with_state(
+            config,
+            std::path::Path::new("."),
+            Arc::new(scimd_core::state::MemoryStateStore::default()),
+        )
+        .await
+        .unwrap();
+        let slow = poem::endpoint::make(|_| async {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            "late"
+        })
+        .map_to_response();
+        let req = Request::builder()
+            .uri(Uri::from_static("/scim/default/v2/Users"))
+            .finish();
+        let resp = edge(Arc::new(slow), req, app).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers().get(header::RETRY_AFTER).unwrap(), "5");
+        let body = resp
+            .into_body()
+            .into_json::<serde_json::Value>()
+            .await
+            .unwrap();
+        assert_eq!(body["status"], "503");
+    }
 
     #[test]
     fn classifies_every_scim_endpoint() {
