@@ -158,7 +158,8 @@ impl StateConfig {
             }
             (StateConfig::Backend(_), BackendConfig::Postgres(c))
             | (StateConfig::Postgres(c), _) => Some(SqlTarget::Postgres(c)),
-            (StateConfig::Backend(_), BackendConfig::Memory(_)) | (StateConfig::Memory(_), _) => {
+            (StateConfig::Backend(_), BackendConfig::Memory(_) | BackendConfig::Ldap(_))
+            | (StateConfig::Memory(_), _) => {
                 None
             }
         }
@@ -228,6 +229,8 @@ pub enum BackendConfig {
     Sqlite(SqliteConfig),
     /// PostgreSQL, shared by any number of replicas.
     Postgres(PostgresConfig),
+    /// An LDAP directory, written through (`scimd-backend-ldap`).
+    Ldap(scimd_backend_ldap::LdapConfig),
 }
 
 impl Default for BackendConfig {
@@ -254,7 +257,7 @@ impl BackendConfig {
     /// The SQL database of this backend, if it is one.
     pub fn sql(&self) -> Option<SqlTarget<'_>> {
         match self {
-            BackendConfig::Memory(_) => None,
+            BackendConfig::Memory(_) | BackendConfig::Ldap(_) => None,
             BackendConfig::Sqlite(c) => Some(SqlTarget::Sqlite(c)),
             BackendConfig::Postgres(c) => Some(SqlTarget::Postgres(c)),
         }
@@ -265,6 +268,18 @@ impl BackendConfig {
         &self,
         sources: &[(String, Arc<SchemaRegistry>)],
     ) -> anyhow::Result<BuiltBackend> {
+        if let BackendConfig::Ldap(c) = self {
+            let mut b =
+                scimd_backend_ldap::LdapBackend::new(c, Arc::new(SchemaRegistry::new()))
+                    .context("while configuring the LDAP backend")?;
+            for (slug, reg) in sources {
+                b = b.with_source_schemas(slug.clone(), reg.clone());
+            }
+            return Ok(BuiltBackend {
+                backend: Arc::new(b),
+                state: None,
+            });
+        }
         match self.sql() {
             None => {
                 let mut b = MemoryBackend::new(Arc::new(SchemaRegistry::new()));

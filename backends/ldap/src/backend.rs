@@ -53,6 +53,7 @@ pub struct LdapBackend {
     pool: Pool,
     map: Mapping,
     registry: Arc<SchemaRegistry>,
+    source_registries: HashMap<String, Arc<SchemaRegistry>>,
     page_size: u32,
     max_scan: u64,
     lossless: bool,
@@ -89,11 +90,29 @@ impl LdapBackend {
             pool,
             map,
             registry,
+            source_registries: HashMap::new(),
             page_size: config.page_size,
             max_scan: config.max_scan,
             lossless: config.lossless,
             bases_ready: std::sync::Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Uses `registry` for `source` instead of the backend-wide one (a source with its own
+    /// extension schemas). The mapping itself is checked against the backend-wide registry,
+    /// so mapped extension attributes must exist there too.
+    pub fn with_source_schemas(
+        mut self,
+        source: impl Into<String>,
+        registry: Arc<SchemaRegistry>,
+    ) -> Self {
+        self.source_registries.insert(source.into(), registry);
+        self
+    }
+
+    /// The schema registry of a source.
+    pub fn schemas(&self, source: &str) -> &Arc<SchemaRegistry> {
+        self.source_registries.get(source).unwrap_or(&self.registry)
     }
 
     fn obj(&self, kind: ResourceKind) -> &ObjectMap {
@@ -2024,7 +2043,8 @@ impl Backend for LdapBackend {
         kind: ResourceKind,
         query: &Query,
     ) -> Result<QueryPage, BackendError> {
-        let rt = self.registry.resource_type(kind);
+        let registry = self.schemas(source).clone();
+        let rt = registry.resource_type(kind);
         let obj = self.obj(kind);
         let (lfilter, exact) = match &query.filter {
             None => (LFilter::True, true),

@@ -11,7 +11,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Configuration of one LDAP backend (`type = "ldap"` in `scimd.toml`).
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LdapConfig {
     /// The directory URL: `ldap://host:389` (optionally upgraded with StartTLS, see
