@@ -1150,6 +1150,17 @@ async fn the_openapi_document_is_openapi_3_with_the_custom_extension() {
     assert_eq!(r.status, 200);
     let doc = &r.body;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    // It deserializes as a typed OpenAPI 3 document.
+    let typed: openapiv3::OpenAPI = serde_json::from_value(doc.clone()).unwrap();
+    assert_eq!(typed.paths.paths.len(), 14);
+    assert!(
+        typed
+            .components
+            .as_ref()
+            .unwrap()
+            .security_schemes
+            .contains_key("bearerAuth")
+    );
     let paths = doc["paths"].as_object().unwrap();
     for p in [
         "/scim/{source}/v2/Users",
