@@ -131,6 +131,8 @@ pub enum LogFormat {
 /// `[state]`: where bearer tokens are kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
+// Built once at start; boxing the SQL variants would only complicate the serde shape.
+#[allow(clippy::large_enum_variant)]
 pub enum StateConfig {
     /// The database of the top-level `backend` when it is SQLite or PostgreSQL (the default);
     /// process memory when it is `memory`.
@@ -222,6 +224,8 @@ pub async fn open_state(config: &Config) -> anyhow::Result<Option<Arc<dyn StateS
 /// A backend: `backend = { type = "sqlite", path = "..." }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
+// Built once at start; boxing the SQL variants would only complicate the serde shape.
+#[allow(clippy::large_enum_variant)]
 pub enum BackendConfig {
     /// The in-memory backend: fast, nothing survives a restart.
     Memory(MemoryConfig),
