@@ -143,6 +143,24 @@ pub fn prepare_with(
     mode: WriteMode<'_>,
     rules: &Rules,
 ) -> Result<Map<String, Value>, ScimError> {
+    let out = canonicalize_with(rt, body, mode, rules)?;
+    check_required(rt, &out)?;
+    if let WriteMode::Replace(old) = mode {
+        check_immutable(rt, &out, &old.attrs, false)?;
+    }
+    Ok(out)
+}
+
+/// The first half of [`prepare_with`]: names canonicalized, types checked, readOnly input
+/// dropped and (on replace) unreplaceable values kept, but required and immutable attributes
+/// not yet checked. Map-phase hooks run on this, so they can supply a required attribute the
+/// client left out; [`prepare_with`] on the hooks' result then checks everything.
+pub fn canonicalize_with(
+    rt: &ResourceTypeDef,
+    body: &Value,
+    mode: WriteMode<'_>,
+    rules: &Rules,
+) -> Result<Map<String, Value>, ScimError> {
     let obj = body
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("The request body must be a JSON object"))?;
@@ -169,10 +187,6 @@ pub fn prepare_with(
     let mut out = raw.normalize(&cx)?;
     if let WriteMode::Replace(old) = mode {
         keep_unreplaceable(rt, &mut out, &old.attrs);
-    }
-    check_required(rt, &out)?;
-    if let WriteMode::Replace(old) = mode {
-        check_immutable(rt, &out, &old.attrs, false)?;
     }
     Ok(out)
 }

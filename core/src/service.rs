@@ -6,13 +6,15 @@
 //! [`Service::patch`], [`Service::delete`], [`Service::list`], [`Service::search_all`]), so a
 //! bulk operation behaves exactly like the single request it stands for.
 //!
-//! Each write runs: normalize and validate (core) → *before-write hooks* → backend → *after-write
-//! hooks* → projection. The hook stages are the seam where a hook pipeline plugs in
-//! ([`Service::before_write`], [`Service::after_write`]); today they pass everything through.
+//! Each write runs: canonicalize (core) → *map hooks* → validate → *decide hooks* → backend →
+//! *react hooks* → projection, with the source's [`HookPipeline`] (see [`crate::hooks`]). A
+//! pipeline without hooks for a resource type and operation costs nothing: the write takes the
+//! same path as without hooks (for PATCH, the backend's own patch with membership deltas).
 
-use crate::backend::Backend;
+use crate::backend::{Backend, PATCH_RETRIES};
 use crate::error::{BackendError, ScimError};
 use crate::filter::{Filter, compare_values};
+use crate::hooks::{HookContext, HookPipeline, Operation, Phase, RequestInfo, WriteRecord};
 use crate::normalize::{self, WriteMode};
 use crate::paging::{
     self, ListPaging, PageParams, PagingConfig, QueryFingerprint, parse_sort, sort_value,
@@ -183,18 +185,8 @@ pub struct ResourceResponse {
     pub location: String,
 }
 
-/// Which write a hook stage sees.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteKind {
-    /// POST.
-    Create,
-    /// PUT.
-    Replace,
-    /// PATCH.
-    Patch,
-    /// DELETE.
-    Delete,
-}
+/// Which write a hook stage sees (the hooks' [`Operation`]).
+pub use crate::hooks::Operation as WriteKind;
 
 /// The SCIM operations of one source, over its backend. Cheap to clone.
 #[derive(Clone)]
@@ -203,6 +195,8 @@ pub struct Service {
     backend: Arc<dyn Backend>,
     registry: Arc<SchemaRegistry>,
     paging: PagingConfig,
+    hooks: HookPipeline,
+    request: RequestInfo,
 }
 
 impl fmt::Debug for Service {
@@ -211,6 +205,7 @@ impl fmt::Debug for Service {
             .field("source", &self.source)
             .field("backend", &self.backend)
             .field("paging", &self.paging)
+            .field("hooks", &self.hooks)
             .finish_non_exhaustive()
     }
 }
@@ -232,7 +227,27 @@ impl Service {
             backend,
             registry,
             paging,
+            hooks: HookPipeline::default(),
+            request: RequestInfo::default(),
         }
+    }
+
+    /// The same service with `hooks` around every write.
+    pub fn with_hooks(mut self, hooks: HookPipeline) -> Self {
+        self.hooks = hooks;
+        self
+    }
+
+    /// The hook pipeline.
+    pub fn hooks(&self) -> &HookPipeline {
+        &self.hooks
+    }
+
+    /// A copy of the service for one request: hooks see who sent it (token name, request id).
+    pub fn for_request(&self, request: RequestInfo) -> Service {
+        let mut s = self.clone();
+        s.request = request;
+        s
     }
 
     /// The source (tenant) name.
@@ -275,10 +290,12 @@ impl Service {
     ) -> Result<ResourceResponse, ScimError> {
         let rt = self.rt(kind);
         let projection = parse_projection(rt, projection)?;
-        let attrs = normalize::prepare(rt, body, WriteMode::Create)?;
-        let attrs = self.before_write(WriteKind::Create, kind, None, attrs)?;
+        let cx = self.hook_context(kind, Operation::Create, None);
+        let attrs = self
+            .before_write(&cx, rt, body, WriteMode::Create, None)
+            .await?;
         let created = self.backend.create(&self.source, kind, attrs).await?;
-        self.after_write(WriteKind::Create, &created);
+        self.after_write(cx, None, Some(&created), None).await;
         Ok(self.respond(base, &created, &projection))
     }
 
@@ -326,20 +343,28 @@ impl Service {
     ) -> Result<ResourceResponse, ScimError> {
         let rt = self.rt(kind);
         let projection = parse_projection(rt, projection)?;
+        let cx = self.hook_context(kind, Operation::Replace, Some(id));
+        // Members and groups are readWrite/readOnly, never immutable: no need to load them,
+        // unless react hooks are to see the whole old state.
+        let load = if self.hooks.wants(Phase::React, kind, Operation::Replace) {
+            Load::ALL
+        } else {
+            Load::NONE
+        };
         let mut attempts = 0;
         loop {
-            // Members and groups are readWrite/readOnly, never immutable: no need to load them.
-            let old = self.backend.get(&self.source, kind, id, Load::NONE).await?;
+            let old = self.backend.get(&self.source, kind, id, load).await?;
             check_precondition(precondition, old.meta.version)?;
-            let attrs = normalize::prepare(rt, body, WriteMode::Replace(&old))?;
-            let attrs = self.before_write(WriteKind::Replace, kind, Some(&old), attrs)?;
+            let attrs = self
+                .before_write(&cx, rt, body, WriteMode::Replace(&old), Some(&old))
+                .await?;
             match self
                 .backend
                 .replace(&self.source, kind, id, attrs, Some(old.meta.version))
                 .await
             {
                 Ok(updated) => {
-                    self.after_write(WriteKind::Replace, &updated);
+                    self.after_write(cx, Some(old), Some(&updated), None).await;
                     return Ok(self.respond(base, &updated, &projection));
                 }
                 Err(BackendError::VersionMismatch)
@@ -366,15 +391,99 @@ impl Service {
         let rt = self.rt(kind);
         let projection = parse_projection(rt, projection)?;
         let patch = PatchRequest::parse(body, self.registry.clone(), kind)?;
-        let expected = self.expected_version(kind, id, precondition).await?;
-        // The PATCH engine validates inside the backend's compare-and-swap; before-write hooks
-        // for PATCH will run on the patched state there once the pipeline exists.
-        let patched = self
-            .backend
-            .patch(&self.source, kind, id, &patch, expected, projection.load())
-            .await?;
-        self.after_write(WriteKind::Patch, &patched);
-        Ok(self.respond(base, &patched, &projection))
+        let shapes = self.hooks.wants(Phase::Map, kind, Operation::Patch)
+            || self.hooks.wants(Phase::Decide, kind, Operation::Patch);
+        if shapes {
+            return self
+                .patch_through_hooks(base, kind, id, body, &patch, precondition, &projection)
+                .await;
+        }
+        if !self.hooks.wants(Phase::React, kind, Operation::Patch) {
+            let expected = self.expected_version(kind, id, precondition).await?;
+            // The PATCH engine validates inside the backend's compare-and-swap.
+            let patched = self
+                .backend
+                .patch(&self.source, kind, id, &patch, expected, projection.load())
+                .await?;
+            return Ok(self.respond(base, &patched, &projection));
+        }
+        // React hooks only: the backend still patches (membership deltas), pinned to the
+        // state read as `old`, so the hooks see exactly the state the patch replaced.
+        let cx = self.hook_context(kind, Operation::Patch, Some(id));
+        let mut attempts = 0;
+        loop {
+            let old = self.backend.get(&self.source, kind, id, Load::ALL).await?;
+            check_precondition(precondition, old.meta.version)?;
+            match self
+                .backend
+                .patch(
+                    &self.source,
+                    kind,
+                    id,
+                    &patch,
+                    Some(old.meta.version),
+                    Load::ALL,
+                )
+                .await
+            {
+                Ok(patched) => {
+                    if patched.meta.version != old.meta.version {
+                        self.after_write(cx, Some(old), Some(&patched), Some(body))
+                            .await;
+                    }
+                    return Ok(self.respond(base, &patched, &projection));
+                }
+                Err(BackendError::VersionMismatch) if attempts < PATCH_RETRIES => attempts += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// PATCH when map or decide hooks take part: read, apply the patch in the core, run the
+    /// hooks on the patched state, validate, and replace with a compare-and-swap on the version
+    /// read (retried when a concurrent write wins; the precondition is checked on every read).
+    #[allow(clippy::too_many_arguments)]
+    async fn patch_through_hooks(
+        &self,
+        base: &str,
+        kind: ResourceKind,
+        id: &str,
+        body: &Value,
+        patch: &PatchRequest,
+        precondition: &Precondition,
+        projection: &Projection,
+    ) -> Result<ResourceResponse, ScimError> {
+        let rt = self.rt(kind);
+        let cx = self.hook_context(kind, Operation::Patch, Some(id));
+        let mut attempts = 0;
+        loop {
+            let current = self.backend.get(&self.source, kind, id, Load::ALL).await?;
+            check_precondition(precondition, current.meta.version)?;
+            let outcome = patch.apply(&current)?;
+            if !outcome.changed {
+                return Ok(self.respond(base, &current, projection));
+            }
+            let mode = WriteMode::Replace(&current);
+            let mut attrs = outcome.attrs;
+            if self.hooks.wants(Phase::Map, kind, Operation::Patch) {
+                let mapped = self.hooks.map(&cx, Some(&current), attrs).await?;
+                attrs = revalidate(rt, mapped, mode)?;
+            }
+            let attrs = self.decide(&cx, rt, mode, Some(&current), attrs).await?;
+            match self
+                .backend
+                .replace(&self.source, kind, id, attrs, Some(current.meta.version))
+                .await
+            {
+                Ok(updated) => {
+                    self.after_write(cx, Some(current), Some(&updated), Some(body))
+                        .await;
+                    return Ok(self.respond(base, &updated, projection));
+                }
+                Err(BackendError::VersionMismatch) if attempts < PATCH_RETRIES => attempts += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// DELETE.
@@ -384,11 +493,38 @@ impl Service {
         id: &str,
         precondition: &Precondition,
     ) -> Result<(), ScimError> {
-        let expected = self.expected_version(kind, id, precondition).await?;
-        self.backend
-            .delete(&self.source, kind, id, expected)
-            .await?;
-        Ok(())
+        let decide = self.hooks.wants(Phase::Decide, kind, Operation::Delete);
+        let react = self.hooks.wants(Phase::React, kind, Operation::Delete);
+        if !decide && !react {
+            let expected = self.expected_version(kind, id, precondition).await?;
+            self.backend
+                .delete(&self.source, kind, id, expected)
+                .await?;
+            return Ok(());
+        }
+        // Hooks decide on (and react to) the state read, so the delete is pinned to it.
+        let cx = self.hook_context(kind, Operation::Delete, Some(id));
+        let load = if react { Load::ALL } else { Load::NONE };
+        let mut attempts = 0;
+        loop {
+            let old = self.backend.get(&self.source, kind, id, load).await?;
+            check_precondition(precondition, old.meta.version)?;
+            if decide {
+                self.hooks.decide(&cx, Some(&old), None).await?;
+            }
+            match self
+                .backend
+                .delete(&self.source, kind, id, Some(old.meta.version))
+                .await
+            {
+                Ok(()) => {
+                    self.after_write(cx, Some(old), None, None).await;
+                    return Ok(());
+                }
+                Err(BackendError::VersionMismatch) if attempts < REPLACE_RETRIES => attempts += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Turns a precondition into the version a backend write must expect. `*` and tag lists
@@ -672,25 +808,103 @@ impl Service {
         projection.apply(self.rt(resource.kind), json)
     }
 
-    /// Hook seam: runs before a create or replace reaches the backend, with the normalized
-    /// attributes (and the current state for a replace). A hook pipeline (mapping, policy
-    /// vetoes) plugs in here; until then the attributes pass through unchanged.
-    pub fn before_write(
+    fn hook_context(
         &self,
-        kind_of_write: WriteKind,
         kind: ResourceKind,
+        operation: Operation,
+        id: Option<&str>,
+    ) -> HookContext {
+        HookContext::new(
+            self.source.clone(),
+            kind,
+            operation,
+            id.map(str::to_string),
+            &self.request,
+        )
+    }
+
+    /// The stages before a create or replace reaches the backend: canonicalize the body, run
+    /// the map hooks on it, validate everything, then run the decide hooks (re-validating what
+    /// they changed). Without map hooks the body is prepared in one step, as without hooks.
+    async fn before_write(
+        &self,
+        cx: &HookContext,
+        rt: &ResourceTypeDef,
+        body: &Value,
+        mode: WriteMode<'_>,
+        old: Option<&Resource>,
+    ) -> Result<Map<String, Value>, ScimError> {
+        let attrs = if self.hooks.wants(Phase::Map, cx.kind, cx.operation) {
+            let raw = normalize::canonicalize_with(rt, body, mode, &normalize::Rules::default())?;
+            let mapped = self.hooks.map(cx, old, raw).await?;
+            revalidate(rt, mapped, mode)?
+        } else {
+            normalize::prepare(rt, body, mode)?
+        };
+        self.decide(cx, rt, mode, old, attrs).await
+    }
+
+    /// The decide hooks on validated attributes; a veto is the request's answer.
+    async fn decide(
+        &self,
+        cx: &HookContext,
+        rt: &ResourceTypeDef,
+        mode: WriteMode<'_>,
         old: Option<&Resource>,
         attrs: Map<String, Value>,
     ) -> Result<Map<String, Value>, ScimError> {
-        let _ = (kind_of_write, kind, old);
-        Ok(attrs)
+        if !self.hooks.wants(Phase::Decide, cx.kind, cx.operation) {
+            return Ok(attrs);
+        }
+        let before = attrs.clone();
+        let decided = self
+            .hooks
+            .decide(cx, old, Some(attrs))
+            .await?
+            .unwrap_or_default();
+        if decided == before {
+            Ok(decided)
+        } else {
+            revalidate(rt, decided, mode)
+        }
     }
 
-    /// Hook seam: runs after a successful write with the stored result (events, audit). A
-    /// failing after-write hook must never fail the request, hence no `Result`.
-    pub fn after_write(&self, kind_of_write: WriteKind, resource: &Resource) {
-        let _ = (kind_of_write, resource);
+    /// The react hooks after a successful write. Never fails the request.
+    async fn after_write(
+        &self,
+        mut cx: HookContext,
+        old: Option<Resource>,
+        new: Option<&Resource>,
+        patch: Option<&Value>,
+    ) {
+        if !self.hooks.wants(Phase::React, cx.kind, cx.operation) {
+            return;
+        }
+        if cx.id.is_none() {
+            cx.id = new.map(|r| r.id.clone());
+        }
+        let record = WriteRecord {
+            context: cx,
+            old,
+            new: new.cloned(),
+            patch: patch.cloned(),
+        };
+        self.hooks.react(&record).await;
     }
+}
+
+/// Prepares attributes a hook produced as if a client had sent them: names canonicalized,
+/// types checked, readOnly values dropped, required and immutable attributes checked.
+fn revalidate(
+    rt: &ResourceTypeDef,
+    mut attrs: Map<String, Value>,
+    mode: WriteMode<'_>,
+) -> Result<Map<String, Value>, ScimError> {
+    attrs.insert(
+        "schemas".into(),
+        Value::Array(vec![Value::String(rt.schema.id.clone())]),
+    );
+    normalize::prepare(rt, &Value::Object(attrs), mode)
 }
 
 fn parse_projection(
