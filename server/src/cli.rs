@@ -76,7 +76,7 @@ pub enum TokenCommand {
         /// The source the token grants access to.
         #[arg(long, value_name = "SLUG")]
         source: String,
-        /// A name for the token, unique within the source (default: token-<timestamp>).
+        /// A name for the token, unique within the source (default: `token-<unix time>`).
         #[arg(long)]
         name: Option<String>,
         /// Lifetime, e.g. 90d, 12h, 2w, 1y (default: no expiry).
