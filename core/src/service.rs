@@ -537,8 +537,10 @@ impl Service {
     ) -> Result<Option<Version>, ScimError> {
         match precondition {
             Precondition::None => Ok(None),
+            // `*` only asks that the resource exist; the write itself may then race freely.
+            Precondition::Any => self.version(kind, id).await.map(|_| None),
             Precondition::Tags(tags) if tags.len() == 1 => Ok(tags.first().copied()),
-            _ => {
+            Precondition::Tags(_) => {
                 let current = self.version(kind, id).await?;
                 check_precondition(precondition, current)?;
                 Ok(Some(current))

@@ -1650,3 +1650,54 @@ async fn concurrent_puts_without_if_match_all_succeed_and_each_bumps_the_version
     let g = s.a(Method::GET, &path, None).await;
     assert_eq!(g.header("etag"), Some("W/\"13\""));
 }
+
+#[tokio::test]
+async fn if_match_star_needs_existence_and_tag_lists_match_any_listed_version() {
+    let s = Server::start().await;
+    let u = s.create_user("a", "lists").await;
+    let path = format!("/Users/{}", u["id"].as_str().unwrap());
+    let op = |v: &str| {
+        json!({"schemas": [PATCH_OP], "Operations": [
+            {"op": "replace", "path": "displayName", "value": v}
+        ]})
+    };
+    let r = s
+        .on(
+            "a",
+            Method::PATCH,
+            &path,
+            Some(op("star")),
+            &[("if-match", "*")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s
+        .on(
+            "a",
+            Method::PATCH,
+            &path,
+            Some(op("listed")),
+            &[("if-match", "W/\"9\", W/\"2\"")],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["displayName"], "listed");
+    let r = s
+        .on(
+            "a",
+            Method::PATCH,
+            &path,
+            Some(op("unlisted")),
+            &[("if-match", "W/\"1\", W/\"2\"")],
+        )
+        .await;
+    r.assert_scim_error(412);
+    let gone = "/Users/00000000-0000-4000-8000-000000000000";
+    s.on("a", Method::DELETE, gone, None, &[("if-match", "*")])
+        .await
+        .assert_scim_error(404);
+    let r = s
+        .on("a", Method::DELETE, &path, None, &[("if-match", "W/\"3\"")])
+        .await;
+    assert_eq!(r.status, 204);
+}
