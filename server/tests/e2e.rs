@@ -26,7 +26,7 @@ const ACME: &str = "urn:example:params:scim:schemas:extension:acme:2.0:User";
 struct Server {
     origin: String,
     tokens: HashMap<String, String>,
-    state: Arc<MemoryStateStore>,
+    state: Arc<dyn StateStore>,
     client: reqwest::Client,
     _stop: oneshot::Sender<()>,
 }
@@ -93,9 +93,14 @@ impl Server {
 
     async fn start_with(config: Config) -> Server {
         let state = Arc::new(MemoryStateStore::default());
-        let app = App::build_with_state(config, Path::new("."), state.clone())
+        let app = App::build_with_state(config, Path::new("."), state)
             .await
             .unwrap();
+        Server::serve(app).await
+    }
+
+    async fn serve(app: Arc<App>) -> Server {
+        let state = app.state.clone();
         let tokens = app
             .ensure_initial_tokens()
             .await
@@ -1700,4 +1705,70 @@ async fn if_match_star_needs_existence_and_tag_lists_match_any_listed_version() 
         .on("a", Method::DELETE, &path, None, &[("if-match", "W/\"3\"")])
         .await;
     assert_eq!(r.status, 204);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_sharing_a_database_share_tokens_and_resources_at_once() {
+    let dir = std::env::temp_dir().join(format!("scimd-replicas-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("shared.db");
+    let f = dir.join("scimd.toml");
+    std::fs::write(
+        &f,
+        format!(
+            "[backend]\ntype = \"sqlite\"\npath = {:?}\n\n[[sources]]\nslug = \"a\"\n",
+            db.display().to_string()
+        ),
+    )
+    .unwrap();
+    let loaded = scimd_server::config::load(Some(&f), &[]).unwrap();
+    let one = Server::serve(App::build(&loaded).await.unwrap()).await;
+    let two = Server::serve(App::build(&loaded).await.unwrap()).await;
+    // The first replica created the initial token; the second found it and made none.
+    assert!(one.tokens.contains_key("a"));
+    assert!(two.tokens.is_empty());
+    let token = one.tokens["a"].clone();
+    // A token created through replica one works on replica two without a restart.
+    let (_, fresh) = scimd_server::tokens::create(&*one.state, "a", "fresh", None)
+        .await
+        .unwrap();
+    let url = |s: &Server| format!("{}/Users", s.base("a"));
+    let r = two
+        .send(Method::GET, &url(&two), Some(fresh.expose()), &[], None)
+        .await;
+    assert_eq!(r.status, 200);
+    // A resource written through one is read through the other.
+    let r = one
+        .send(
+            Method::POST,
+            &url(&one),
+            Some(&token),
+            &[("content-type", "application/scim+json")],
+            Some(
+                serde_json::to_vec(&json!({"schemas": [USER], "userName": "replicated"})).unwrap(),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = two
+        .send(
+            Method::GET,
+            &format!("{}?filter=userName%20eq%20%22replicated%22", url(&two)),
+            Some(&token),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.body["totalResults"], 1);
+    // Revoking through replica two locks the token out of replica one at once.
+    two.state
+        .revoke_token("a", "fresh", time::OffsetDateTime::now_utc())
+        .await
+        .unwrap();
+    one.send(Method::GET, &url(&one), Some(fresh.expose()), &[], None)
+        .await
+        .assert_scim_error(401);
+    drop(one);
+    drop(two);
+    let _ = std::fs::remove_dir_all(&dir);
 }
