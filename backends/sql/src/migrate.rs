@@ -13,12 +13,20 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 pub const MIGRATIONS_TABLE: &str = "scimd_migrations";
 
 /// `(version, description, SQLite SQL, PostgreSQL SQL)` of every migration, in order.
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "resources, emails, members, tokens",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "resources, emails, members, tokens",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "resource counts, covering emails index",
+        include_str!("../migrations/sqlite/0002_counts_and_covering_emails.sql"),
+        include_str!("../migrations/postgres/0002_counts_and_covering_emails.sql"),
+    ),
+];
 
 /// The migrator of a dialect.
 pub(crate) fn migrator(dialect: Dialect) -> Migrator {

@@ -1,0 +1,198 @@
+//! Latency figures of the SQLite store at scale, printed rather than asserted (run with
+//! `cargo test --release -p scimd-backend-sql --test perf -- --ignored --nocapture`;
+//! `SCIMD_PERF_USERS` sets the directory size, default 100,000).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use scimd_core::query::{CursorPosition, Page, Query};
+use scimd_core::{Backend, Load, ResourceKind};
+use scimd_testkit::fixtures::{attrs, filter, group_body, patch, user_body};
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn pct(mut v: Vec<Duration>, p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p) as usize]
+}
+
+fn report(what: &str, v: Vec<Duration>) {
+    let n = v.len();
+    let total: Duration = v.iter().sum();
+    println!(
+        "{what:<44} n={n:<6} p50={:>9.3?} p99={:>9.3?} {:>8.0}/s sequential",
+        pct(v.clone(), 0.5),
+        pct(v, 0.99),
+        n as f64 / total.as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check: run by hand"]
+async fn sqlite_latencies_at_scale() {
+    let n: usize = std::env::var("SCIMD_PERF_USERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100_000);
+    let b = support::sqlite_file().await;
+    let src = "perf";
+    let t = Instant::now();
+    let mut ids = Vec::with_capacity(n);
+    let mut creates = Vec::with_capacity(n);
+    for i in 0..n {
+        let a = attrs(
+            ResourceKind::User,
+            &user_body(&format!("user{i}@example.com")),
+        );
+        let s = Instant::now();
+        ids.push(b.create(src, ResourceKind::User, a).await.unwrap().id);
+        creates.push(s.elapsed());
+    }
+    println!("seeded {n} users in {:.1?}", t.elapsed());
+    report("POST user (create)", creates);
+
+    let mut v = Vec::new();
+    for i in (0..n).step_by(n / 2000 + 1) {
+        let s = Instant::now();
+        b.get(src, ResourceKind::User, &ids[i], Load::ALL)
+            .await
+            .unwrap();
+        v.push(s.elapsed());
+    }
+    report("GET by id", v);
+
+    let mut v = Vec::new();
+    for i in (0..n).step_by(n / 2000 + 1) {
+        let q = Query {
+            filter: Some(filter(
+                ResourceKind::User,
+                &format!("userName eq \"USER{i}@example.com\""),
+            )),
+            sort: None,
+            page: Page::Index {
+                start_index: 1,
+                count: 100,
+            },
+            load: Load::ALL,
+        };
+        let s = Instant::now();
+        let p = b.query(src, ResourceKind::User, &q).await.unwrap();
+        v.push(s.elapsed());
+        assert_eq!(p.resources.len(), 1);
+    }
+    report("filter userName eq", v);
+
+    let mut v = Vec::new();
+    for i in 0..50 {
+        let q = Query {
+            filter: Some(filter(
+                ResourceKind::User,
+                &format!("emails.value co \"r{i}@exa\""),
+            )),
+            sort: None,
+            page: Page::Index {
+                start_index: 1,
+                count: 100,
+            },
+            load: Load::ALL,
+        };
+        let s = Instant::now();
+        b.query(src, ResourceKind::User, &q).await.unwrap();
+        v.push(s.elapsed());
+    }
+    report("filter emails.value co", v);
+
+    for (label, position) in [
+        ("cursor page of 100, first", None),
+        (
+            "cursor page of 100, deep",
+            Some(CursorPosition {
+                key: serde_json::Value::Null,
+                id: {
+                    let mut s = ids.clone();
+                    s.sort();
+                    s[n * 9 / 10].clone()
+                },
+                backward: false,
+            }),
+        ),
+    ] {
+        let mut v = Vec::new();
+        for _ in 0..50 {
+            let q = Query {
+                filter: None,
+                sort: None,
+                page: Page::Cursor {
+                    position: position.clone(),
+                    count: 100,
+                },
+                load: Load::ALL,
+            };
+            let s = Instant::now();
+            b.query(src, ResourceKind::User, &q).await.unwrap();
+            v.push(s.elapsed());
+        }
+        report(label, v);
+    }
+
+    let members = n.min(100_000);
+    let t = Instant::now();
+    let body = group_body("big", &[]);
+    let g = b
+        .create(src, ResourceKind::Group, attrs(ResourceKind::Group, &body))
+        .await
+        .unwrap();
+    for chunk in ids[..members].chunks(1000) {
+        let value: Vec<_> = chunk.iter().map(|id| json!({"value": id})).collect();
+        let p = patch(
+            ResourceKind::Group,
+            json!([{"op": "add", "path": "members", "value": value}]),
+        );
+        b.patch(src, ResourceKind::Group, &g.id, &p, None, Load::NONE)
+            .await
+            .unwrap();
+    }
+    println!("group of {members} members built in {:.1?}", t.elapsed());
+    let extra: Vec<String> = {
+        let mut v = Vec::new();
+        for i in 0..200 {
+            let a = attrs(
+                ResourceKind::User,
+                &user_body(&format!("extra{i}@example.com")),
+            );
+            v.push(b.create(src, ResourceKind::User, a).await.unwrap().id);
+        }
+        v
+    };
+    let mut adds = Vec::new();
+    let mut removes = Vec::new();
+    for id in &extra {
+        let p = patch(
+            ResourceKind::Group,
+            json!([{"op": "add", "path": "members", "value": [{"value": id}]}]),
+        );
+        let s = Instant::now();
+        b.patch(src, ResourceKind::Group, &g.id, &p, None, Load::NONE)
+            .await
+            .unwrap();
+        adds.push(s.elapsed());
+        let p = patch(
+            ResourceKind::Group,
+            json!([{"op": "remove", "path": format!("members[value eq \"{id}\"]")}]),
+        );
+        let s = Instant::now();
+        b.patch(src, ResourceKind::Group, &g.id, &p, None, Load::NONE)
+            .await
+            .unwrap();
+        removes.push(s.elapsed());
+    }
+    report(
+        &format!("PATCH add 1 member ({members}-member group)"),
+        adds,
+    );
+    report(
+        &format!("PATCH remove 1 member ({members}-member group)"),
+        removes,
+    );
+}
