@@ -1772,3 +1772,61 @@ async fn replicas_sharing_a_database_share_tokens_and_resources_at_once() {
     drop(two);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Okta's SCIM 2.0 SPEC test (the Runscope export in `shared/conformance`), run against the
+/// server with the default SQLite backend. Skipped, saying so, where the suite or python3 is
+/// not available.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn okta_spec_test_passes_19_of_19() {
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance");
+    let runner = suite.join("okta_runscope_runner.py");
+    if !runner.is_file() {
+        eprintln!("skipped: {} not found", runner.display());
+        return;
+    }
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: python3 is not installed");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("scimd-okta-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = Config {
+        backend: BackendConfig::Sqlite(scimd_backend_sql::SqliteConfig {
+            path: dir.join("scimd.db"),
+            ..Default::default()
+        }),
+        ..Config::default()
+    };
+    let app = App::build_with_state(
+        config,
+        Path::new("."),
+        Arc::new(MemoryStateStore::default()),
+    )
+    .await
+    .unwrap();
+    let s = Server::serve(app).await;
+    let base = s.base("default");
+    let token = s.tokens["default"].clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(&runner)
+            .arg(&base)
+            .arg(&token)
+            .arg("--no-timing")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("okta-spec: 19 passed, 0 failed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
