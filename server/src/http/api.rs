@@ -6,9 +6,10 @@
 
 use super::discovery;
 use super::payload::{
-    BulkRequestSchema, BulkResponseSchema, Doc, ErrorSchema, GroupSchema, ListResponseSchema,
-    PatchOpSchema, Reply, ResourceTypeSchema, SchemaName, SchemaSchema, ScimBody, ScimRejection,
-    ScimResponse, SearchRequestSchema, SpcSchema, UserSchema, header_doc, ok_response, responses,
+    BulkRequestSchema, BulkResponseSchema, Doc, ErrorSchema, GroupSchema, InvalidToken,
+    ListResponseSchema, PatchOpSchema, Reply, ResourceTypeSchema, SchemaName, SchemaSchema,
+    ScimBody, ScimRejection, ScimResponse, SearchRequestSchema, SpcSchema, UserSchema, header_doc,
+    ok_response, responses,
 };
 use crate::app::{App, Source};
 use crate::bulk;
@@ -81,7 +82,7 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Authorized>
         }
     };
     tracing::info!(source = %slug, reason = ?refusal, "bearer token refused");
-    Err(ScimRejection::into_poem(refusal.to_scim()))
+    Err(InvalidToken::into_poem(refusal.to_scim()))
 }
 
 /// The base URL of a source for this request: `{origin}{prefix}/{slug}/v2`.

@@ -37,6 +37,23 @@ pub fn is_json_media_type(content_type: &str) -> bool {
     }
 }
 
+/// The challenge of a request without a bearer token (RFC 6750 §3).
+pub const CHALLENGE: &str = "Bearer realm=\"scimd\"";
+/// The challenge of a request whose bearer token was refused (RFC 6750 §3.1).
+pub const CHALLENGE_INVALID: &str = "Bearer realm=\"scimd\", error=\"invalid_token\"";
+
+/// A refused bearer token: answered 401 with [`CHALLENGE_INVALID`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidToken(pub ScimError);
+
+impl InvalidToken {
+    /// Wraps the 401 as a poem error.
+    pub fn into_poem(e: ScimError) -> poem::Error {
+        poem::Error::new(InvalidToken(e), StatusCode::UNAUTHORIZED)
+    }
+}
+
 /// An error raised while extracting a request, carrying the SCIM error to answer with.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -296,8 +313,8 @@ pub struct Reply {
     pub location: Option<String>,
     /// `Retry-After`, in seconds.
     pub retry_after: Option<u32>,
-    /// Whether to send `WWW-Authenticate: Bearer`.
-    pub challenge: bool,
+    /// The `WWW-Authenticate` challenge, sent with every 401.
+    pub challenge: Option<&'static str>,
 }
 
 impl Reply {
@@ -314,7 +331,7 @@ impl Reply {
             etag: None,
             location: None,
             retry_after: None,
-            challenge: false,
+            challenge: None,
         }
     }
 
@@ -326,7 +343,7 @@ impl Reply {
             etag: None,
             location: None,
             retry_after: e.retry_after,
-            challenge: e.status == 401,
+            challenge: (e.status == 401).then_some(CHALLENGE),
         }
     }
 
@@ -358,8 +375,8 @@ impl IntoResponse for Reply {
         if let Some(s) = self.retry_after {
             resp = resp.header(header::RETRY_AFTER, s.to_string());
         }
-        if self.challenge {
-            resp = resp.header(header::WWW_AUTHENTICATE, "Bearer realm=\"scimd\"");
+        if let Some(c) = self.challenge {
+            resp = resp.header(header::WWW_AUTHENTICATE, c);
         }
         match self.body {
             Some(body) => resp
@@ -398,6 +415,9 @@ pub fn scim_error_of(err: &poem::Error) -> ScimError {
     if let Some(ScimRejection(e)) = err.downcast_ref::<ScimRejection>() {
         return e.clone();
     }
+    if let Some(InvalidToken(e)) = err.downcast_ref::<InvalidToken>() {
+        return e.clone();
+    }
     let status = err.status().as_u16();
     match status {
         401 => ScimError::new(
@@ -424,7 +444,11 @@ impl<D: Doc> ApiResponse for ScimResponse<D> {
     }
 
     fn from_parse_request_error(err: poem::Error) -> Self {
-        ScimResponse::new(Reply::error(&scim_error_of(&err)))
+        let mut reply = Reply::error(&scim_error_of(&err));
+        if err.downcast_ref::<InvalidToken>().is_some() {
+            reply.challenge = Some(CHALLENGE_INVALID);
+        }
+        ScimResponse::new(reply)
     }
 }
 
