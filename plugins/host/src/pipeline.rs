@@ -22,8 +22,10 @@
 
 use crate::dynamic::{PluginConfig, PluginHook};
 use scimd_core::hooks::{Hook, HookPipeline};
+use scimd_core::state::StateStore;
 use scimd_plugins_builtin::attribute_map::AttributeMapConfig;
 use scimd_plugins_builtin::audit_log::AuditLogConfig;
+use scimd_plugins_builtin::events::EventsConfig;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,6 +38,8 @@ pub enum HookConfig {
     AttributeMap(AttributeMapConfig),
     /// JSON Lines audit trail (react phase).
     AuditLog(AuditLogConfig),
+    /// RFC 9967 events pushed to a receiver through the durable outbox (react phase).
+    Events(EventsConfig),
     /// A runtime-loaded plugin library.
     Plugin(PluginConfig),
 }
@@ -46,6 +50,7 @@ impl HookConfig {
         match self {
             HookConfig::AttributeMap(_) => "attribute_map",
             HookConfig::AuditLog(_) => "audit_log",
+            HookConfig::Events(_) => "events",
             HookConfig::Plugin(_) => "plugin",
         }
     }
@@ -55,6 +60,7 @@ impl HookConfig {
         match self {
             HookConfig::AttributeMap(c) => c.name.as_deref(),
             HookConfig::AuditLog(c) => c.name.as_deref(),
+            HookConfig::Events(c) => c.name.as_deref(),
             HookConfig::Plugin(c) => c.name.as_deref(),
         }
     }
@@ -67,6 +73,8 @@ pub struct HookEnv<'a> {
     pub source: &'a str,
     /// The directory relative paths are resolved against (the configuration file's).
     pub config_dir: &'a Path,
+    /// The shared state store (the events outbox).
+    pub state: Arc<dyn StateStore>,
 }
 
 impl HookEnv<'_> {
@@ -97,7 +105,8 @@ pub struct HookBuildError {
 }
 
 /// Builds a source's pipeline, in configured order. Plugin libraries are loaded (and their
-/// ABI version checked) here, so an incompatible plugin stops start-up.
+/// ABI version checked) here, so an incompatible plugin stops start-up. Events hooks start
+/// their delivery workers, so this must run inside a tokio runtime when they are configured.
 pub fn build_pipeline(
     configs: &[HookConfig],
     env: &HookEnv<'_>,
@@ -108,6 +117,13 @@ pub fn build_pipeline(
             HookConfig::AttributeMap(m) => m.build().map(|h| Arc::new(h) as Arc<dyn Hook>),
             HookConfig::AuditLog(a) => a
                 .build(&env.resolve(&a.path))
+                .map(|h| Arc::new(h) as Arc<dyn Hook>),
+            HookConfig::Events(e) => e
+                .build(
+                    env.source,
+                    e.key_file.as_deref().map(|p| env.resolve(p)).as_deref(),
+                    env.state.clone(),
+                )
                 .map(|h| Arc::new(h) as Arc<dyn Hook>),
             HookConfig::Plugin(p) => {
                 PluginHook::build(p, &env.resolve(&p.path)).map(|h| Arc::new(h) as Arc<dyn Hook>)
@@ -159,6 +175,7 @@ mod tests {
         let env = HookEnv {
             source: "okta",
             config_dir: Path::new("/etc/scimd"),
+            state: Arc::new(scimd_core::state::MemoryStateStore::default()),
         };
         let e = build_pipeline(&c, &env).unwrap_err().to_string();
         assert!(

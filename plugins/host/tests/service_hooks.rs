@@ -79,6 +79,7 @@ fn service(hooks: Vec<HookConfig>, recorder: Arc<Recorder>) -> Service {
     let env = HookEnv {
         source: "s",
         config_dir: Path::new("."),
+        state: Arc::new(scimd_core::state::MemoryStateStore::default()),
     };
     let built = build_pipeline(&hooks, &env).unwrap();
     let mut all: Vec<Arc<dyn Hook>> = built.hooks().to_vec();
