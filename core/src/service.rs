@@ -645,6 +645,7 @@ impl Service {
         // Per type: the resolved filter (None = this type cannot match), projection and sort.
         let mut plans = Vec::new();
         let mut first_error = None;
+        let mut sort_error = None;
         for kind in ResourceKind::ALL {
             let rt = self.rt(kind);
             let filter = match &parsed {
@@ -664,13 +665,27 @@ impl Service {
                 params.attributes.as_deref(),
                 params.excluded_attributes.as_deref(),
             )?;
-            let sort = parse_sort(rt, params.sort_by.as_deref(), params.sort_order.as_deref())?;
+            // A sort attribute only one type has leaves the other type's resources without a
+            // value: they sort last, as RFC 7644 §3.4.2.3 orders missing values.
+            let sort = match parse_sort(rt, params.sort_by.as_deref(), params.sort_order.as_deref())
+            {
+                Ok(s) => s,
+                Err(e) => {
+                    sort_error.get_or_insert(e);
+                    None
+                }
+            };
             plans.push((kind, filter, projection, sort));
         }
         if plans.is_empty() {
             return Err(first_error.unwrap_or_else(|| {
                 ScimError::invalid_filter("the filter matches no resource type")
             }));
+        }
+        if let Some(e) = sort_error
+            && plans.iter().all(|p| p.3.is_none())
+        {
+            return Err(e);
         }
         let sorted = plans.iter().any(|p| p.3.is_some());
         let mut total = 0;

@@ -1833,3 +1833,47 @@ async fn okta_spec_test_passes_19_of_19() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn root_search_sorts_across_types_with_missing_values_last() {
+    let s = Server::start().await;
+    let search = |body: Value| s.a(Method::POST, "/.search", Some(body));
+    for (u, d) in [("zed", "Zed"), ("amy", "Amy")] {
+        s.a(
+            Method::POST,
+            "/Users",
+            Some(json!({"schemas": [USER], "userName": u, "displayName": d})),
+        )
+        .await;
+    }
+    s.a(
+        Method::POST,
+        "/Groups",
+        Some(json!({"schemas": [GROUP], "displayName": "Middle"})),
+    )
+    .await;
+    let names = |r: &Value| -> Vec<String> {
+        r["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["displayName"].as_str().unwrap_or("-").to_string())
+            .collect()
+    };
+    let sr = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+    let r = search(json!({"schemas": [sr], "sortBy": "displayName"})).await;
+    assert_eq!(names(&r.body), vec!["Amy", "Middle", "Zed"]);
+    let r = search(
+        json!({"schemas": [sr], "sortBy": "displayName", "sortOrder": "descending",
+        "startIndex": 2, "count": 1}),
+    )
+    .await;
+    assert_eq!(r.body["totalResults"], 3);
+    assert_eq!(names(&r.body), vec!["Middle"]);
+    // Groups have no userName: they come after every user.
+    let r = search(json!({"schemas": [sr], "sortBy": "userName"})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(names(&r.body), vec!["Amy", "Zed", "Middle"]);
+    let r = search(json!({"schemas": [sr], "sortBy": "noSuchAttribute"})).await;
+    r.assert_scim_error(400);
+}
