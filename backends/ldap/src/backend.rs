@@ -46,7 +46,50 @@ struct Blob {
     /// The SCIM attributes (without `members`, `groups` and `password`).
     #[serde(default)]
     a: Map<String, Value>,
+    /// A rename in progress: the state the resource has once the entry's RDN value is `r`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    p: Option<Box<Blob>>,
+    /// The RDN value `p` belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<String>,
+    /// A delete in progress: for SCIM the resource is gone. (The key cannot be a SCIM
+    /// attribute name, so a substring filter finds exactly these entries.)
+    #[serde(default, rename = "scimd.deleted", skip_serializing_if = "is_false")]
+    deleted: bool,
 }
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Whether a resource is a group (whose writes never carry assertions, see `plan_group_change`).
+fn entry_is_group(r: &Resource) -> bool {
+    r.kind == ResourceKind::Group
+}
+
+/// The lossless copy of `attrs` (without relations and the password).
+fn make_blob(attrs: &Map<String, Value>, v: u64, c: &str, m: &str) -> Blob {
+    let mut a = attrs.clone();
+    for k in ["password", "members", "groups"] {
+        a.remove(k);
+    }
+    Blob {
+        v,
+        c: c.to_string(),
+        m: m.to_string(),
+        a,
+        p: None,
+        r: None,
+        deleted: false,
+    }
+}
+
+fn encode(b: &Blob) -> Result<Val, BackendError> {
+    serde_json::to_vec(b).map_err(|e| BackendError::Internal(format!("cannot encode: {e}")))
+}
+
+/// The text every pending-delete copy contains.
+const DELETED_MARK: &str = "\"scimd.deleted\":true";
 
 /// The LDAP write-through backend. See the crate documentation.
 pub struct LdapBackend {
@@ -241,10 +284,25 @@ impl LdapBackend {
 
     /// The class filter of a resource type.
     fn class_filter(&self, kind: ResourceKind) -> LFilter {
+        let class = self.any_class_filter(kind);
+        match self.live_filter() {
+            Some(live) => LFilter::And(vec![class, live]),
+            None => class,
+        }
+    }
+
+    /// The class filter including entries whose delete is in progress.
+    fn any_class_filter(&self, kind: ResourceKind) -> LFilter {
         LFilter::Item(format!(
             "(objectClass={})",
             escape_value(&self.obj(kind).select_class)
         ))
+    }
+
+    /// Excludes entries whose delete is in progress (lossless mode).
+    fn live_filter(&self) -> Option<LFilter> {
+        self.lossless
+            .then(|| LFilter::Item(format!("(!({JSON_ATTR}=*{}*))", escape_value(DELETED_MARK))))
     }
 
     /// Reads the entry of a resource by id.
@@ -255,10 +313,22 @@ impl LdapBackend {
         id: &str,
         with_members: bool,
     ) -> Result<Entry, BackendError> {
+        self.find_entry_with(source, kind, id, with_members, self.class_filter(kind))
+            .await
+    }
+
+    async fn find_entry_with(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        id: &str,
+        with_members: bool,
+        class: LFilter,
+    ) -> Result<Entry, BackendError> {
         if !is_canonical_id(id, &self.map.dir) {
             return Err(BackendError::NotFound(id.to_string()));
         }
-        let f = LFilter::And(vec![self.class_filter(kind), id_filter(id, &self.map.dir)]);
+        let f = LFilter::And(vec![class, id_filter(id, &self.map.dir)]);
         let mut entries = self
             .search(
                 &self.base(kind, source),
@@ -511,8 +581,23 @@ impl LdapBackend {
             };
             let from_ldap = obj.to_scim(&e, &refs);
             let (mut attrs, meta) = match self.blob(&e) {
-                Some(b) => {
-                    let (attrs, diverged) = self.merge(kind, from_ldap, &b.a);
+                Some(mut b) => {
+                    // A rename whose final write has not happened yet: once the RDN has
+                    // changed, the pending state is the resource.
+                    // The other mapped attributes still hold the old values then, so the
+                    // pending copy is taken as it is, without comparing.
+                    let mut completed_rename = false;
+                    if let (Some(p), Some(r)) = (b.p.take(), b.r.take())
+                        && first_rdn(&e.dn).is_some_and(|(_, v)| v == r)
+                    {
+                        b = *p;
+                        completed_rename = true;
+                    }
+                    let (attrs, diverged) = if completed_rename {
+                        (b.a.clone(), false)
+                    } else {
+                        self.merge(kind, from_ldap, &b.a)
+                    };
                     let created = parse_time(&b.c).unwrap_or_else(now);
                     let mut last = parse_time(&b.m).unwrap_or(created);
                     if diverged && let Some((_, m, _)) = derived_meta(&self.map.dir, &e) {
@@ -607,7 +692,11 @@ impl LdapBackend {
         let mut found: HashMap<String, Entry> = HashMap::new();
         if let Some(member_of) = &self.map.users.member_of {
             // One indexed search per base instead of one lookup per member.
-            let f = format!("({member_of}={})", escape_value(&e.dn));
+            let by_group = LFilter::Item(format!("({member_of}={})", escape_value(&e.dn)));
+            let f = match self.live_filter() {
+                Some(live) => LFilter::And(vec![by_group, live]).render(),
+                None => by_group.render(),
+            };
             let mut bases: Vec<(String, Scope)> = Vec::new();
             for kind in ResourceKind::ALL {
                 let b = (self.base(kind, source), self.scope(kind));
@@ -827,17 +916,82 @@ impl LdapBackend {
         c: &str,
         m: &str,
     ) -> Result<Val, BackendError> {
-        let mut a = attrs.clone();
-        for k in ["password", "members", "groups"] {
-            a.remove(k);
+        encode(&make_blob(attrs, v, c, m))
+    }
+
+    /// The writes of one change to an entry: a modify of `mods` (plus, in lossless mode, the
+    /// swap of the JSON copy to `next`), and a rename when the naming value changes. Where
+    /// transactions are off, a lossless rename becomes one crash-safe [`Op::SafeRename`].
+    fn change_ops(
+        &self,
+        entry: &Entry,
+        current: &Resource,
+        mut mods: Vec<Mod<Val>>,
+        next: Option<Blob>,
+        rename: Option<(String, String)>,
+        guard: Option<String>,
+    ) -> Result<Vec<Op>, BackendError> {
+        let transactional = self.map.dir.transactions && self.pool.supports_transactions();
+        if let (Some(next), Some((attr, value)), false) = (&next, &rename, transactional) {
+            let old = entry.first(JSON_ATTR).map(str::to_string);
+            let mut intent = self.blob(entry).unwrap_or_else(|| {
+                make_blob(
+                    &current.attrs,
+                    current.meta.version.0,
+                    &format_time(current.meta.created),
+                    &format_time(current.meta.last_modified),
+                )
+            });
+            intent.p = Some(Box::new(next.clone()));
+            intent.r = Some(value.clone());
+            let intent = String::from_utf8(encode(&intent)?)
+                .map_err(|e| BackendError::Internal(e.to_string()))?;
+            let json = JSON_ATTR.as_bytes().to_vec();
+            mods.push(Mod::Delete(json.clone(), set_of([intent.clone()])));
+            mods.push(Mod::Add(json, [encode(next)?].into_iter().collect()));
+            return Ok(vec![Op::SafeRename {
+                dn: entry.dn.clone(),
+                attr: attr.clone(),
+                value: value.clone(),
+                old,
+                intent,
+                finish: mods,
+            }]);
         }
-        let b = Blob {
-            v,
-            c: c.to_string(),
-            m: m.to_string(),
-            a,
-        };
-        serde_json::to_vec(&b).map_err(|e| BackendError::Internal(format!("cannot encode: {e}")))
+        let mut guard = guard;
+        if let Some(next) = &next {
+            let (blob, swapped) = Self::blob_mods(entry, encode(next)?);
+            mods.extend(blob);
+            if swapped {
+                guard = None;
+            }
+        }
+        let mut ops = Vec::new();
+        let mut dn = entry.dn.clone();
+        if let Some((attr, value)) = rename {
+            // The rename goes first: it is what fails when the new name is taken, and then
+            // nothing has changed yet. A failing modify afterwards renames back.
+            dn = renamed_dn(&entry.dn, &attr, &value);
+            ops.push(Op::Rename {
+                dn: entry.dn.clone(),
+                attr,
+                value,
+                guard: if entry_is_group(current) {
+                    None
+                } else {
+                    guard.take()
+                },
+            });
+        }
+        if !mods.is_empty() {
+            ops.push(Op::Modify {
+                dn,
+                undo: self.undo_mods(entry, &mods),
+                mods,
+                guard,
+            });
+        }
+        Ok(ops)
     }
 
     /// The modifications that replace the lossless copy of `entry` with `new`: the exact old
@@ -931,6 +1085,30 @@ impl LdapBackend {
         .and_then(|r| r.success())
         .map(|_| ())
         .map_err(|e| self.err(&e, Ctx::default()))
+    }
+
+    /// Finishes the delete of the entry at `dn` when one is in progress (lossless mode);
+    /// returns whether there was one.
+    async fn finish_pending_delete(
+        &self,
+        source: &str,
+        dn: &str,
+        ctx: Ctx<'_>,
+    ) -> Result<bool, BackendError> {
+        if !self.lossless {
+            return Ok(false);
+        }
+        let f = format!("({JSON_ATTR}=*{}*)", escape_value(DELETED_MARK));
+        let found = self
+            .search(dn, Scope::Base, &f, &["1.1".to_string()], 1)
+            .await?;
+        if found.is_empty() {
+            return Ok(false);
+        }
+        self.remove_from_groups(source, dn).await?;
+        self.execute(vec![Op::Delete { dn: dn.to_string() }], ctx)
+            .await?;
+        Ok(true)
     }
 
     /// The ids of the groups whose member attribute lists `dn`.
@@ -1236,33 +1414,26 @@ impl LdapBackend {
             mods.extend(attr_mods.iter().cloned());
             mods.extend(member_mods);
             mods.extend(display_mods);
-            if self.lossless {
-                let c = format_time(current.meta.created);
-                let m = format_time(now().max(current.meta.last_modified));
-                let v = current.meta.version.0.saturating_add(1);
-                let (blob, _) = Self::blob_mods(&entry, self.blob_value(&new_plain, v, &c, &m)?);
-                mods.extend(blob);
-            }
+            let next = self.lossless.then(|| {
+                make_blob(
+                    &new_plain,
+                    current.meta.version.0.saturating_add(1),
+                    &format_time(current.meta.created),
+                    &format_time(now().max(current.meta.last_modified)),
+                )
+            });
             // No assertion control on groups: OpenLDAP's memberof overlay passes the request's
             // controls on to its own modify of each member entry, where an assertion on the
             // group's CSN fails and memberOf silently stays stale. Concurrent writers are
             // caught by the lossless copy's swap, and member values by add/delete conflicts.
-            let mut ops = Vec::new();
-            if !mods.is_empty() {
-                ops.push(Op::Modify {
-                    dn: entry.dn.clone(),
-                    undo: self.undo_mods(&entry, &attr_mods),
-                    mods,
-                    guard: None,
-                });
-            }
-            if let Some(value) = rename_to {
-                ops.push(Op::Rename {
-                    dn: entry.dn.clone(),
-                    attr: g.rdn_attr.clone(),
-                    value,
-                });
-            }
+            let ops = self.change_ops(
+                &entry,
+                &current,
+                mods,
+                next,
+                rename_to.map(|v| (g.rdn_attr.clone(), v)),
+                None,
+            )?;
             Ok(Some(ops))
         }
     }
@@ -1275,14 +1446,54 @@ impl LdapBackend {
             return Ok(());
         }
         let mut ldap = self.ldap().await?;
-        if ops.len() > 1 && self.pool.supports_transactions() {
+        if ops.len() > 1 && self.map.dir.transactions && self.pool.supports_transactions() {
             return self.execute_txn(&mut ldap, ops, ctx).await;
+        }
+        if let [
+            Op::SafeRename {
+                dn,
+                attr,
+                value,
+                old,
+                intent,
+                finish,
+            },
+        ] = ops.as_slice()
+        {
+            return self
+                .safe_rename(
+                    &mut ldap,
+                    dn,
+                    attr,
+                    value,
+                    old.clone(),
+                    intent.clone(),
+                    finish.clone(),
+                    ctx,
+                )
+                .await;
         }
         let mut done: Vec<&Op> = Vec::new();
         for op in &ops {
             let res = self.run_op(&mut ldap, op, None).await;
             if let Err(e) = res {
                 for prev in done.iter().rev() {
+                    if let Op::Rename {
+                        dn, attr, value, ..
+                    } = prev
+                        && let Some((_, old)) = first_rdn(dn)
+                    {
+                        let back = Op::Rename {
+                            dn: renamed_dn(dn, attr, value),
+                            attr: attr.clone(),
+                            value: old,
+                            guard: None,
+                        };
+                        if let Err(u) = self.run_op(&mut ldap, &back, None).await {
+                            tracing::error!(dn = %dn, error = %u, "could not rename back after a later write failed");
+                        }
+                        continue;
+                    }
                     if let Op::Modify { dn, undo, .. } = prev
                         && !undo.is_empty()
                         && let Err(u) = self
@@ -1304,6 +1515,61 @@ impl LdapBackend {
                 return Err(self.write_error(&e, ctx));
             }
             done.push(op);
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn safe_rename(
+        &self,
+        ldap: &mut Ldap,
+        dn: &str,
+        attr: &str,
+        value: &str,
+        old: Option<String>,
+        intent: String,
+        finish: Vec<Mod<Val>>,
+        ctx: Ctx<'_>,
+    ) -> Result<(), BackendError> {
+        let json = JSON_ATTR.as_bytes().to_vec();
+        let record = match &old {
+            Some(o) => vec![
+                Mod::Delete(json.clone(), set_of([o.clone()])),
+                Mod::Add(json.clone(), set_of([intent.clone()])),
+            ],
+            None => vec![Mod::Replace(json.clone(), set_of([intent.clone()]))],
+        };
+        let step = |dn: &str, mods: Vec<Mod<Val>>| Op::Modify {
+            dn: dn.to_string(),
+            mods,
+            guard: None,
+            undo: Vec::new(),
+        };
+        self.run_op(ldap, &step(dn, record), None)
+            .await
+            .map_err(|e| self.write_error(&e, ctx))?;
+        let rename = Op::Rename {
+            dn: dn.to_string(),
+            attr: attr.to_string(),
+            value: value.to_string(),
+            guard: None,
+        };
+        if let Err(e) = self.run_op(ldap, &rename, None).await {
+            // Take the intent back; should that fail too, the pending state is ignored by
+            // readers as long as the RDN has not changed.
+            let mut back = vec![Mod::Delete(json.clone(), set_of([intent.clone()]))];
+            if let Some(o) = old {
+                back.push(Mod::Add(json.clone(), set_of([o])));
+            }
+            if let Err(u) = self.run_op(ldap, &step(dn, back), None).await {
+                tracing::warn!(dn = %dn, error = %u, "a failed rename's intent stays recorded");
+            }
+            return Err(self.write_error(&e, ctx));
+        }
+        let new_dn = renamed_dn(dn, attr, value);
+        if let Err(e) = self.run_op(ldap, &step(&new_dn, finish), None).await {
+            // The rename is visible and complete for readers; the next write finishes it.
+            tracing::warn!(dn = %new_dn, error = %e, "a rename's final write is pending");
         }
         Ok(())
     }
@@ -1366,7 +1632,15 @@ impl LdapBackend {
                 }
                 ldap.modify(dn, mods.clone()).await
             }
-            Op::Rename { dn, attr, value } => {
+            Op::Rename {
+                dn,
+                attr,
+                value,
+                guard,
+            } => {
+                if let Some(c) = guard.as_deref().filter(|_| self.use_assertion()) {
+                    controls.push(assertion(c));
+                }
                 if !controls.is_empty() {
                     ldap.with_controls(controls);
                 }
@@ -1385,6 +1659,16 @@ impl LdapBackend {
                 }
                 let rdn = split_dn(dn).into_iter().next().unwrap_or_default();
                 ldap.modifydn(dn, &rdn, true, Some(parent)).await
+            }
+            // Planned only where transactions are off; `execute` runs it step by step.
+            Op::SafeRename {
+                dn, attr, value, ..
+            } => {
+                if !controls.is_empty() {
+                    ldap.with_controls(controls);
+                }
+                let rdn = format!("{attr}={}", ldap3::dn_escape(value.as_str()));
+                ldap.modifydn(dn, &rdn, true, None).await
             }
         };
         ldap.with_timeout(self.pool.op_timeout);
@@ -1534,7 +1818,7 @@ impl LdapBackend {
             let rdn_key = obj.rdn_attr.to_ascii_lowercase();
             let current_rdn = first_rdn(&entry.dn).map(|(_, v)| v);
             let rename_to = (current_rdn.as_deref() != Some(rdn_val.as_str())).then_some(rdn_val);
-            let mut mods = Self::diff(
+            let mods = Self::diff(
                 &entry,
                 &desired,
                 rename_to.as_ref().map(|_| rdn_key.as_str()),
@@ -1549,36 +1833,26 @@ impl LdapBackend {
                 return Ok(());
             }
             let _ = plain;
-            let mut guard = csn.as_deref();
-            if self.lossless {
-                let c = format_time(current.meta.created);
-                let m = format_time(now().max(current.meta.last_modified));
-                let v = current.meta.version.0.saturating_add(1);
-                let (blob, swapped) = Self::blob_mods(&entry, self.blob_value(attrs, v, &c, &m)?);
-                mods.extend(blob);
-                if swapped {
-                    guard = None;
-                }
-            }
-            let undo = self.undo_mods(&entry, &mods);
-            let mut ops = Vec::new();
-            if !mods.is_empty() {
-                ops.push(Op::Modify {
-                    dn: entry.dn.clone(),
-                    mods,
-                    guard: guard.map(str::to_string),
-                    undo,
-                });
-            }
-            let mut dn = entry.dn.clone();
-            if let Some(value) = rename_to {
-                dn = renamed_dn(&entry.dn, &obj.rdn_attr, &value);
-                ops.push(Op::Rename {
-                    dn: entry.dn.clone(),
-                    attr: obj.rdn_attr.clone(),
-                    value,
-                });
-            }
+            let next = self.lossless.then(|| {
+                make_blob(
+                    attrs,
+                    current.meta.version.0.saturating_add(1),
+                    &format_time(current.meta.created),
+                    &format_time(now().max(current.meta.last_modified)),
+                )
+            });
+            let dn = match &rename_to {
+                Some(value) => renamed_dn(&entry.dn, &obj.rdn_attr, value),
+                None => entry.dn.clone(),
+            };
+            let ops = self.change_ops(
+                &entry,
+                &current,
+                mods,
+                next,
+                rename_to.map(|v| (obj.rdn_attr.clone(), v)),
+                csn,
+            )?;
             match self.execute(ops, ctx).await {
                 Ok(()) => {}
                 Err(BackendError::VersionMismatch) if expected.is_none() && retry => continue,
@@ -1609,16 +1883,32 @@ enum Op {
         guard: Option<String>,
         undo: Vec<Mod<Val>>,
     },
-    /// A rename of the entry's RDN to `attr=value` (the old value removed).
+    /// A rename of the entry's RDN to `attr=value` (the old value removed), optionally
+    /// conditional on the entry's CSN.
     Rename {
         dn: String,
         attr: String,
         value: String,
+        guard: Option<String>,
     },
     /// A delete.
     Delete { dn: String },
     /// A move under another parent, keeping the RDN.
     Move { dn: String, parent: String },
+    /// A rename with other changes, crash-safe without transactions (lossless mode): first
+    /// the JSON copy records the new state as pending for the new RDN value (`intent`, swapped
+    /// in for `old`), then the entry is renamed (from then on readers see the new state), then
+    /// `finish` writes the other attributes and the final copy. A failed rename takes the
+    /// intent back; a crash before `finish` leaves a state readers already resolve to the
+    /// new one, and the next write completes it.
+    SafeRename {
+        dn: String,
+        attr: String,
+        value: String,
+        old: Option<String>,
+        intent: String,
+        finish: Vec<Mod<Val>>,
+    },
 }
 
 /// The DN an entry gets when renamed to `attr=value`.
@@ -1869,13 +2159,16 @@ impl Backend for LdapBackend {
             id: None,
             unique: Some(Self::unique_name(kind)),
         };
-        ldap.add(&dn, add)
-            .await
-            .and_then(|r| r.success())
-            .map_err(|e| {
-                self.unavailable_if(&e);
-                self.err(&e, ctx)
-            })?;
+        let mut res = ldap.add(&dn, add.clone()).await.and_then(|r| r.success());
+        if matches!(&res, Err(LdapError::LdapResult { result }) if result.rc == rc::ENTRY_ALREADY_EXISTS)
+            && self.finish_pending_delete(source, &dn, ctx).await?
+        {
+            res = ldap.add(&dn, add).await.and_then(|r| r.success());
+        }
+        res.map_err(|e| {
+            self.unavailable_if(&e);
+            self.err(&e, ctx)
+        })?;
         if let (PasswordConfig::PasswordModify, Some(pw)) =
             (&obj.password, attrs.get("password").and_then(Value::as_str))
             && let Err(e) = self.password_modify(&dn, pw).await
@@ -1947,8 +2240,14 @@ impl Backend for LdapBackend {
             id: Some(id),
             unique: None,
         };
+        let transactional = self.map.dir.transactions && self.pool.supports_transactions();
         for _ in 0..WRITE_RETRIES {
-            let entry = self.find_entry(source, kind, id, false).await?;
+            let any = self.any_class_filter(kind);
+            let entry = self.find_entry_with(source, kind, id, false, any).await?;
+            let pending = self.blob(&entry).is_some_and(|b| b.deleted);
+            if pending && expected.is_some() {
+                return Err(BackendError::NotFound(id.to_string()));
+            }
             if let Some(v) = expected {
                 let current = self
                     .resources(source, kind, vec![entry.clone()], Load::NONE)
@@ -1985,7 +2284,38 @@ impl Backend for LdapBackend {
                     }
                 }
             }
-            if !self.pool.supports_transactions() {
+            if self.lossless && !transactional {
+                // Crash-safe without transactions: the JSON copy first records the delete (the
+                // resource is gone for SCIM from then on), then the memberships go, then the
+                // entry. A crash in between leaves a hidden entry that the next DELETE (or a
+                // create of the same name) finishes removing.
+                if !pending {
+                    let mut marked = self.blob(&entry).unwrap_or_else(|| {
+                        make_blob(&Map::new(), 0, &format_time(now()), &format_time(now()))
+                    });
+                    marked.deleted = true;
+                    let (mods, _) = Self::blob_mods(&entry, encode(&marked)?);
+                    let mark = Op::Modify {
+                        dn: entry.dn.clone(),
+                        mods,
+                        guard: None,
+                        undo: Vec::new(),
+                    };
+                    match self.execute(vec![mark], ctx).await {
+                        Ok(()) => {}
+                        Err(BackendError::VersionMismatch) => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                self.remove_from_groups(source, &entry.dn).await?;
+                self.execute(own, ctx).await?;
+                return if pending {
+                    Err(BackendError::NotFound(id.to_string()))
+                } else {
+                    Ok(())
+                };
+            }
+            if !transactional {
                 // Memberships first, each group getting a new version; restored if the
                 // entry's own removal then fails.
                 let groups = self.remove_from_groups(source, &entry.dn).await?;

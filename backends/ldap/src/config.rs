@@ -285,6 +285,15 @@ pub struct DirectoryConfig {
     /// when the directory advertises the control.
     #[serde(default)]
     pub assertion_control: Option<bool>,
+    /// Run writes that take several LDAP operations (a rename with other changes, a delete
+    /// with the removal of its memberships) in one LDAP transaction (RFC 5805) when the
+    /// directory offers them. Off by default: OpenLDAP 2.5's transactions do not work
+    /// reliably together with the memberof and refint overlays (commits failing with result
+    /// code 80, and a crash of slapd, were observed). Without transactions, lossless mode
+    /// makes such writes crash-safe with intent records in the JSON copy, and mapped mode
+    /// undoes the first operation when the second fails.
+    #[serde(default)]
+    pub transactions: Option<bool>,
 }
 
 /// How `active` is stored.

@@ -103,6 +103,7 @@ pub(crate) struct DirectoryMap {
     pub created_attr: String,
     pub modified_attr: String,
     pub assertion: Option<bool>,
+    pub transactions: bool,
 }
 
 impl DirectoryMap {
@@ -511,6 +512,7 @@ impl LdapConfig {
                     .clone()
                     .unwrap_or_else(|| "modifyTimestamp".into()),
                 assertion: d.assertion_control,
+                transactions: d.transactions.unwrap_or(false),
             },
             Preset::ActiveDirectory => DirectoryMap {
                 id: d.id.unwrap_or(IdSource::ObjectGuid),
@@ -528,6 +530,7 @@ impl LdapConfig {
                     .clone()
                     .unwrap_or_else(|| "whenChanged".into()),
                 assertion: d.assertion_control,
+                transactions: d.transactions.unwrap_or(false),
             },
         };
         if self.pool_size == 0 || self.page_size == 0 || self.max_scan == 0 {
