@@ -192,10 +192,13 @@ impl App {
                 .await
                 .map_err(|e| anyhow::anyhow!("while listing tokens: {e}"))?;
             if existing.is_empty() {
-                let (_, secret) = tokens::create(&*self.state, slug, INITIAL_TOKEN_NAME, None)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("while creating a token: {}", e.detail))?;
-                out.push((slug.clone(), secret));
+                match tokens::create(&*self.state, slug, INITIAL_TOKEN_NAME, None).await {
+                    Ok((_, secret)) => out.push((slug.clone(), secret)),
+                    // Another replica starting at the same moment created it first; its output
+                    // shows the secret.
+                    Err(e) if e.status == 409 => {}
+                    Err(e) => anyhow::bail!("while creating a token: {}", e.detail),
+                }
             }
         }
         Ok(out)
