@@ -4,7 +4,7 @@
 //! A configuration names a [`Preset`] (`openldap` or `active_directory`) that fills in a
 //! complete mapping for the usual schema of that directory; every part of it can be overridden
 //! per resource type ([`ObjectConfig`]) or for the directory as a whole ([`DirectoryConfig`]).
-//! [`LdapConfig::build_mapping`] turns it into the checked mapping the backend runs on.
+//! [`crate::LdapBackend::new`] checks it and builds the mapping the backend runs on.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
