@@ -818,3 +818,154 @@ async fn passwords_are_hashed_by_the_directory_and_never_returned() {
         .expect("ldapwhoami");
     assert!(who.status.success(), "bind with the new password");
 }
+
+/// The JSON copy of an entry, as `ldapsearch` shows it.
+fn json_copy(s: &Slapd, filter: &str) -> Value {
+    let ldif = s.ldapsearch(SUFFIX, filter, &["scimdJson"]);
+    let line = ldif
+        .lines()
+        .find_map(|l| l.strip_prefix("scimdJson: "))
+        .unwrap_or_else(|| panic!("no scimdJson in {ldif}"));
+    serde_json::from_str(line).expect("JSON copy")
+}
+
+fn set_json_copy(s: &Slapd, dn: &str, v: &Value) {
+    s.ldapmodify(&format!(
+        "dn: {dn}\nchangetype: modify\nreplace: scimdJson\nscimdJson: {v}\n"
+    ));
+}
+
+/// Lossless mode, without transactions: a rename interrupted before the directory renamed
+/// the entry reads as not started; one interrupted after it (the final write missing) reads
+/// as complete, and the next write completes it in the directory too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_renames_read_as_not_started_or_complete() {
+    let s = Slapd::start();
+    let b = backend(&s, true);
+    let src = "intent";
+    let u = create(
+        &b,
+        src,
+        ResourceKind::User,
+        json!({"schemas": [USER], "userName": "r1", "title": "A"}),
+    )
+    .await;
+    let dn = "uid=r1,ou=people,ou=intent,dc=example,dc=org";
+    // The intent record a rename to r2 (with title B) writes first.
+    let mut copy = json_copy(&s, "(uid=r1)");
+    let mut next = copy.clone();
+    next["v"] = json!(u.meta.version.0 + 1);
+    next["a"]["userName"] = json!("r2");
+    next["a"]["title"] = json!("B");
+    copy["p"] = next;
+    copy["r"] = json!("r2");
+    set_json_copy(&s, dn, &copy);
+    let before = b
+        .get(src, ResourceKind::User, &u.id, Load::ALL)
+        .await
+        .expect("get");
+    assert_eq!(before.attrs["userName"], "r1");
+    assert_eq!(before.attrs["title"], "A");
+    assert_eq!(before.meta.version, u.meta.version);
+    // The directory renamed the entry; the final write never came.
+    s.ldapmodify(&format!(
+        "dn: {dn}\nchangetype: modrdn\nnewrdn: uid=r2\ndeleteoldrdn: 1\n"
+    ));
+    let after = b
+        .get(src, ResourceKind::User, &u.id, Load::ALL)
+        .await
+        .expect("get");
+    assert_eq!(after.attrs["userName"], "r2");
+    assert_eq!(after.attrs["title"], "B");
+    assert_eq!(after.meta.version, u.meta.version.next());
+    assert!(
+        s.ldapsearch(SUFFIX, "(uid=r2)", &["title"])
+            .contains("title: A")
+    );
+    // The next write completes the directory's attributes.
+    let p = patch(
+        ResourceKind::User,
+        json!([{"op": "replace", "path": "displayName", "value": "R"}]),
+    );
+    let done = b
+        .patch(
+            src,
+            ResourceKind::User,
+            &u.id,
+            &p,
+            Some(after.meta.version),
+            Load::ALL,
+        )
+        .await
+        .expect("patch");
+    assert_eq!(done.attrs["title"], "B");
+    assert!(
+        s.ldapsearch(SUFFIX, "(uid=r2)", &["title"])
+            .contains("title: B")
+    );
+    assert!(json_copy(&s, "(uid=r2)").get("p").is_none());
+}
+
+/// Lossless mode, without transactions: a delete interrupted after recording its intent
+/// already reads as done (not found, in no query, in no group); the next DELETE, or a create
+/// of the same name, finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_deletes_read_as_done_and_are_finished_later() {
+    let s = Slapd::start();
+    let b = backend(&s, true);
+    let src = "intent-del";
+    let u = user(&b, src, "gone").await;
+    let g = create(
+        &b,
+        src,
+        ResourceKind::Group,
+        json!({"schemas": [GROUP], "displayName": "G", "members": [{"value": u.id}]}),
+    )
+    .await;
+    let dn = "uid=gone,ou=people,ou=intent-del,dc=example,dc=org";
+    let mut copy = json_copy(&s, "(uid=gone)");
+    copy["scimd.deleted"] = json!(true);
+    set_json_copy(&s, dn, &copy);
+    assert!(matches!(
+        b.get(src, ResourceKind::User, &u.id, Load::ALL).await,
+        Err(BackendError::NotFound(_))
+    ));
+    let (found, total) = query_ids(
+        &b,
+        src,
+        ResourceKind::User,
+        &filter(ResourceKind::User, r#"userName eq "gone""#),
+    )
+    .await;
+    assert!(found.is_empty() && total == 0);
+    let group = b
+        .get(src, ResourceKind::Group, &g.id, Load::ALL)
+        .await
+        .expect("group");
+    assert!(member_ids(&group, "members").is_empty());
+    // A create of the same name finishes the delete first.
+    let again = user(&b, src, "gone").await;
+    assert_ne!(again.id, u.id);
+    let group = b
+        .get(src, ResourceKind::Group, &g.id, Load::ALL)
+        .await
+        .expect("group");
+    assert!(
+        member_ids(&group, "members").is_empty(),
+        "no inherited membership"
+    );
+    // And a DELETE of a pending entry finishes it (reporting it as already gone).
+    let v = user(&b, src, "gone2").await;
+    let mut copy = json_copy(&s, "(uid=gone2)");
+    copy["scimd.deleted"] = json!(true);
+    set_json_copy(
+        &s,
+        "uid=gone2,ou=people,ou=intent-del,dc=example,dc=org",
+        &copy,
+    );
+    assert!(matches!(
+        b.delete(src, ResourceKind::User, &v.id, None).await,
+        Err(BackendError::NotFound(_))
+    ));
+    assert!(s.ldapsearch(SUFFIX, "(uid=gone2)", &["uid"]).is_empty());
+}
