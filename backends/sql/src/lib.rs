@@ -32,6 +32,7 @@ mod config;
 mod db;
 mod filter;
 mod migrate;
+mod outbox;
 mod search;
 mod state;
 mod store;

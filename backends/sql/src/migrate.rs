@@ -26,6 +26,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0002_counts_and_covering_emails.sql"),
         include_str!("../migrations/postgres/0002_counts_and_covering_emails.sql"),
     ),
+    (
+        3,
+        "outbox of messages to deliver",
+        include_str!("../migrations/sqlite/0003_outbox.sql"),
+        include_str!("../migrations/postgres/0003_outbox.sql"),
+    ),
 ];
 
 /// The migrator of a dialect.

@@ -5,7 +5,7 @@ use crate::db::{DbRow, Error, Param, Tx};
 use async_trait::async_trait;
 use scimd_core::BackendError;
 use scimd_core::resource::{format_time, parse_time};
-use scimd_core::state::{StateStore, TokenRecord};
+use scimd_core::state::{OutboxMessage, OutboxStats, StateStore, TokenRecord};
 use time::OffsetDateTime;
 
 const COLUMNS: &str = "id, source, name, hash, created, expires, revoked";
@@ -148,5 +148,47 @@ impl StateStore for SqlBackend {
         at: OffsetDateTime,
     ) -> Result<bool, BackendError> {
         retry_state!("token", self.try_revoke_token(source, name_or_id, at))
+    }
+
+    fn has_outbox(&self) -> bool {
+        true
+    }
+
+    async fn outbox_push(&self, message: &OutboxMessage) -> Result<(), BackendError> {
+        retry_state!("outbox message", self.try_outbox_push(message))
+    }
+
+    async fn outbox_claim(
+        &self,
+        stream: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: usize,
+    ) -> Result<Vec<OutboxMessage>, BackendError> {
+        retry_state!(
+            "outbox message",
+            self.try_outbox_claim(stream, now, lease_until, limit)
+        )
+    }
+
+    async fn outbox_delivered(&self, id: &str) -> Result<(), BackendError> {
+        retry_state!("outbox message", self.try_outbox_delivered(id))
+    }
+
+    async fn outbox_failed(
+        &self,
+        id: &str,
+        attempts: u32,
+        retry_at: Option<OffsetDateTime>,
+        error: &str,
+    ) -> Result<(), BackendError> {
+        retry_state!(
+            "outbox message",
+            self.try_outbox_failed(id, attempts, retry_at, error)
+        )
+    }
+
+    async fn outbox_stats(&self, stream: &str) -> Result<OutboxStats, BackendError> {
+        retry_state!("outbox message", self.try_outbox_stats(stream))
     }
 }
