@@ -9,7 +9,6 @@
 //! and not reported. Each operation goes through the same [`Service`] call as its single-request
 //! equivalent, so validation, versions and `If-Match` (`version`) behave identically.
 
-use crate::app::Source;
 use crate::config::{BulkConfig, PatchResponse};
 use scimd_core::ScimError;
 use scimd_core::schema::ResourceKind;
@@ -63,7 +62,8 @@ enum State {
 /// Runs a BulkRequest against a source and returns the BulkResponse.
 pub async fn run(
     cfg: &BulkConfig,
-    source: &Source,
+    svc: &Service,
+    patch_response: PatchResponse,
     base: &str,
     body: Value,
 ) -> Result<Value, ScimError> {
@@ -151,7 +151,7 @@ pub async fn run(
                     format!("the operation that defines bulkId {r:?} failed"),
                 )))
             } else if op.refs.iter().all(|r| resolved.contains_key(r)) {
-                Some(execute(source, base, op, &resolved).await)
+                Some(execute(svc, patch_response, base, op, &resolved).await)
             } else {
                 None
             };
@@ -341,14 +341,14 @@ fn parse_path(
 type Done = (u16, Option<String>, Option<String>, Option<String>);
 
 async fn execute(
-    source: &Source,
+    svc: &Service,
+    patch_response: PatchResponse,
     base: &str,
     op: &Op,
     resolved: &HashMap<String, String>,
 ) -> Result<Done, ScimError> {
     let method = op.method.clone()?;
     let (kind, id) = parse_path(&op.path, resolved)?;
-    let svc: &Service = &source.service;
     let pre = Precondition::if_match(op.version.as_deref());
     let data = || -> Result<Value, ScimError> {
         let mut d = op.data.clone().ok_or_else(|| {
@@ -394,7 +394,7 @@ async fn execute(
             let r = svc
                 .patch(base, kind, &need_id()?, &data()?, &pre, none)
                 .await?;
-            let status = match source.patch_response {
+            let status = match patch_response {
                 PatchResponse::Resource => 200,
                 PatchResponse::NoContent => 204,
             };

@@ -161,9 +161,7 @@ impl StateConfig {
             (StateConfig::Backend(_), BackendConfig::Postgres(c))
             | (StateConfig::Postgres(c), _) => Some(SqlTarget::Postgres(c)),
             (StateConfig::Backend(_), BackendConfig::Memory(_) | BackendConfig::Ldap(_))
-            | (StateConfig::Memory(_), _) => {
-                None
-            }
+            | (StateConfig::Memory(_), _) => None,
         }
     }
 }
@@ -273,9 +271,8 @@ impl BackendConfig {
         sources: &[(String, Arc<SchemaRegistry>)],
     ) -> anyhow::Result<BuiltBackend> {
         if let BackendConfig::Ldap(c) = self {
-            let mut b =
-                scimd_backend_ldap::LdapBackend::new(c, Arc::new(SchemaRegistry::new()))
-                    .context("while configuring the LDAP backend")?;
+            let mut b = scimd_backend_ldap::LdapBackend::new(c, Arc::new(SchemaRegistry::new()))
+                .context("while configuring the LDAP backend")?;
             for (slug, reg) in sources {
                 b = b.with_source_schemas(slug.clone(), reg.clone());
             }

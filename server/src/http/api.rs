@@ -22,14 +22,21 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::registry::MetaResponse;
 use poem_openapi::{OpenApi, SecurityScheme, Tags};
 use scimd_core::ScimError;
+use scimd_core::hooks::RequestInfo;
 use scimd_core::schema::ResourceKind;
-use scimd_core::service::{ListParams, Precondition, ProjectionParams, if_none_match_matches};
+use scimd_core::service::{
+    ListParams, Precondition, ProjectionParams, Service, if_none_match_matches,
+};
 use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// The prefix a request came in under, when it is not `/scim` (set by the rewrite).
 #[derive(Debug, Clone, Copy)]
 pub struct MountPrefix(pub &'static str);
+
+/// The id of the request, set by the edge middleware for handlers and hooks.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
 
 /// A request authenticated for one source.
 #[derive(Debug, Clone)]
@@ -38,6 +45,8 @@ pub struct Authorized {
     pub app: Arc<App>,
     /// The source the token grants.
     pub source: Arc<Source>,
+    /// The source's service for this request: hooks see the token name and request id.
+    pub service: Service,
 }
 
 /// Bearer token of the source in the path. Tokens are created with `scimd token create`.
@@ -72,9 +81,14 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Authorized>
             {
                 Ok(record) => {
                     tracing::debug!(source = %slug, token = %record.name, "authenticated");
+                    let service = source.service.for_request(RequestInfo {
+                        token_name: Some(record.name),
+                        request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+                    });
                     return Ok(Authorized {
                         source: source.clone(),
                         app,
+                        service,
                     });
                 }
                 Err(r) => r,
@@ -341,7 +355,7 @@ pub(crate) mod ops {
         p: ListParams,
     ) -> Result<Reply, ScimError> {
         let base = base_url(req, &auth.app, &auth.source.slug);
-        Ok(Reply::ok(auth.source.service.list(&base, kind, &p).await?))
+        Ok(Reply::ok(auth.service.list(&base, kind, &p).await?))
     }
 
     pub async fn search(
@@ -353,8 +367,8 @@ pub(crate) mod ops {
         let p = ListParams::from_search_request(&body)?;
         let base = base_url(req, &auth.app, &auth.source.slug);
         let out = match kind {
-            Some(kind) => auth.source.service.list(&base, kind, &p).await?,
-            None => auth.source.service.search_all(&base, &p).await?,
+            Some(kind) => auth.service.list(&base, kind, &p).await?,
+            None => auth.service.search_all(&base, &p).await?,
         };
         Ok(Reply::ok(out))
     }
@@ -367,7 +381,7 @@ pub(crate) mod ops {
         proj: ProjectionParams<'_>,
     ) -> Result<Reply, ScimError> {
         let base = base_url(req, &auth.app, &auth.source.slug);
-        let r = auth.source.service.create(&base, kind, &body, proj).await?;
+        let r = auth.service.create(&base, kind, &body, proj).await?;
         tracing::info!(source = %auth.source.slug, resource_type = kind.name(), id = %r.id, "created");
         Ok(Reply::with_status(201, Some(r.body))
             .etag(r.version)
@@ -383,7 +397,7 @@ pub(crate) mod ops {
         if_none_match: Option<&str>,
     ) -> Result<Reply, ScimError> {
         let base = base_url(req, &auth.app, &auth.source.slug);
-        let r = auth.source.service.get(&base, kind, id, proj).await?;
+        let r = auth.service.get(&base, kind, id, proj).await?;
         if let Some(inm) = if_none_match
             && if_none_match_matches(inm, r.version)
         {
@@ -404,7 +418,6 @@ pub(crate) mod ops {
         let base = base_url(req, &auth.app, &auth.source.slug);
         let pre = Precondition::if_match(if_match);
         let r = auth
-            .source
             .service
             .replace(&base, kind, id, &body, &pre, proj)
             .await?;
@@ -424,7 +437,6 @@ pub(crate) mod ops {
         let base = base_url(req, &auth.app, &auth.source.slug);
         let pre = Precondition::if_match(if_match);
         let r = auth
-            .source
             .service
             .patch(&base, kind, id, &body, &pre, proj)
             .await?;
@@ -442,7 +454,7 @@ pub(crate) mod ops {
         if_match: Option<&str>,
     ) -> Result<Reply, ScimError> {
         let pre = Precondition::if_match(if_match);
-        auth.source.service.delete(kind, id, &pre).await?;
+        auth.service.delete(kind, id, &pre).await?;
         tracing::info!(source = %auth.source.slug, resource_type = kind.name(), id = %id, "deleted");
         Ok(Reply::with_status(204, None))
     }
@@ -764,7 +776,8 @@ impl ServiceApi {
         let base = base_url(req, &auth.0.app, &auth.0.source.slug);
         bulk::run(
             &auth.0.app.config.bulk,
-            &auth.0.source,
+            &auth.0.service,
+            auth.0.source.patch_response,
             &base,
             body.into_inner(),
         )

@@ -203,6 +203,8 @@ pub async fn edge<E: Endpoint>(
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let class = classify(&path);
+    req.extensions_mut()
+        .insert(super::api::RequestId(rid.clone()));
     let span = tracing::info_span!("request", request_id = %rid, method = %method, path = %path);
     async move {
         let mut resp = handle(ep, req, &app, class.as_ref()).await;
