@@ -258,6 +258,16 @@ impl Conn {
         }
     }
 
+    /// Opens the connection now (if it is not open), so that the first request's latency is
+    /// not the connection's.
+    pub async fn connect(&mut self) -> anyhow::Result<()> {
+        let timeout = self.target.inner.timeout;
+        match tokio::time::timeout(timeout, self.ready_sender()).await {
+            Ok(r) => r.map(|_| ()),
+            Err(_) => Err(anyhow!("no connection within {timeout:?}")),
+        }
+    }
+
     /// A GET that must answer 2xx with JSON.
     pub async fn get_json(&mut self, path: &str) -> anyhow::Result<serde_json::Value> {
         let reply = self.send(Method::GET, path, None).await?;

@@ -1,9 +1,10 @@
 //! `run`: closed-loop load, one scenario at a time.
 //!
-//! Each scenario gets `--concurrency` workers, each with its own keep-alive connection,
-//! sending its next request as soon as the previous response has been read to the end.
-//! Requests started during the warm-up are not recorded; then every request started before the
-//! deadline is (up to `--max-requests`). Latency is measured from sending the request to having
+//! Each scenario gets `--concurrency` workers, each with its own keep-alive connection (opened
+//! before the clock starts), sending its next request as soon as the previous response has been
+//! read to the end. Requests started during the warm-up are not recorded; then every request
+//! started before the deadline is (up to `--max-requests`). The member scenarios have no
+//! warm-up: they draw users from finite pools that a warm-up would spend. Latency is measured from sending the request to having
 //! read the whole response body. A non-2xx status or a transport error is an error: counted,
 //! its first descriptions printed, and its latency left out of the percentiles.
 //!
@@ -129,6 +130,15 @@ struct Pools {
     originals: Vec<String>,
     /// Seeded members removed during this run: added back at the end.
     removed_originals: Vec<String>,
+    /// How many members the group was seeded with.
+    seeded: usize,
+}
+
+impl Pools {
+    /// The group's size as far as the settled requests tell.
+    fn group_size(&self) -> usize {
+        (self.seeded + self.added.len()).saturating_sub(self.removed_originals.len())
+    }
 }
 
 /// A request's effect on the pools, settled when its response arrives.
@@ -445,13 +455,6 @@ async fn setup(
         s.skip = Some("the data set has no users; run seed first".into());
         return Ok(s);
     }
-    let member_note = || {
-        ctx.state
-            .big_group
-            .as_ref()
-            .map(|b| format!("{} seeded members", b.members))
-            .unwrap_or_default()
-    };
     match sc {
         Scenario::Get => s.request = "GET /Users/{id}".into(),
         Scenario::FilterEq => s.request = "GET /Users?filter=userName eq \"…\"".into(),
@@ -493,7 +496,6 @@ async fn setup(
                     "remove"
                 };
                 s.request = format!("PATCH {path} {verb} 1 member");
-                s.notes.push(member_note());
                 let p = ctx.pools();
                 if sc == Scenario::MemberAdd && p.candidates.is_empty() {
                     s.skip = Some(
@@ -524,22 +526,36 @@ async fn run_scenario(
     setup: Setup,
     opts: &RunOptions,
 ) -> ScenarioReport {
+    // Connections are opened before the clock starts; a failure shows up as the workers'
+    // first request errors.
+    let mut conns = Vec::with_capacity(opts.concurrency);
+    for _ in 0..opts.concurrency.max(1) {
+        let mut conn = target.conn();
+        let _ = conn.connect().await;
+        conns.push(conn);
+    }
+    // The member scenarios draw from finite pools; a warm-up would spend them unmeasured.
+    let warmup = match sc {
+        Scenario::MemberAdd | Scenario::MemberRemove => Duration::ZERO,
+        _ => opts.warmup,
+    };
     let now = Instant::now();
     let round = Arc::new(Round {
         sc,
         setup,
-        measure_from: now + opts.warmup,
-        deadline: now + opts.warmup + opts.duration,
+        measure_from: now + warmup,
+        deadline: now + warmup + opts.duration,
         tickets: AtomicU64::new(0),
         max_requests: opts.max_requests,
     });
+    let members_before = ctx.pools().group_size();
     let base_seed = rand::rng().random::<u64>();
     let mut handles = Vec::new();
-    for w in 0..opts.concurrency.max(1) {
+    for (w, conn) in conns.into_iter().enumerate() {
         handles.push(tokio::spawn(worker(
             ctx.clone(),
             round.clone(),
-            target.conn(),
+            conn,
             base_seed ^ (w as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         )));
     }
@@ -556,6 +572,12 @@ async fn run_scenario(
             }
             Err(e) => notes.push(format!("a worker failed: {e}")),
         }
+    }
+    if matches!(sc, Scenario::MemberAdd | Scenario::MemberRemove) {
+        notes.push(format!(
+            "the big group had {members_before} members before, {} after",
+            ctx.pools().group_size()
+        ));
     }
     if ran_dry {
         notes.push(match sc {
@@ -647,6 +669,7 @@ pub async fn run(target: &Target, opts: &RunOptions) -> anyhow::Result<Vec<Scena
             .iter()
             .map(|u| u.1.clone())
             .collect(),
+        seeded: state.big_group_members().len(),
         ..Pools::default()
     };
     let group_path = state
@@ -752,6 +775,7 @@ mod tests {
                 .iter()
                 .map(|u| u.1.clone())
                 .collect(),
+            seeded: state.big_group_members().len(),
             ..Pools::default()
         };
         Ctx {
@@ -777,6 +801,7 @@ mod tests {
         };
         let added = added.clone();
         c.settle(add.pending, Some(true));
+        assert_eq!(c.pools().group_size(), 3);
         let rm = next(&c, Scenario::MemberRemove).unwrap();
         assert!(matches!(&rm.pending, Pending::Remove { id, original: false } if *id == added));
         c.settle(rm.pending, Some(true));
@@ -789,6 +814,7 @@ mod tests {
         ));
         c.settle(rm.pending, Some(true));
         assert_eq!(c.pools().removed_originals.len(), 1);
+        assert_eq!(c.pools().group_size(), 1);
     }
 
     #[test]
