@@ -7,6 +7,7 @@ use anyhow::Context;
 use scimd_core::service::Service;
 use scimd_core::state::{MemoryStateStore, StateStore};
 use scimd_core::{Backend, SchemaRegistry};
+use scimd_plugin_host::{HookEnv, build_pipeline};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
@@ -102,32 +103,6 @@ impl App {
         } else {
             None
         };
-        let mut sources = BTreeMap::new();
-        for (s, (slug, reg)) in config.sources.iter().zip(registries) {
-            let backend = match (&s.backend, &top) {
-                (Some(own), _) => {
-                    let b = own
-                        .build(&[(slug.clone(), reg.clone())])
-                        .await
-                        .with_context(|| format!("while opening the backend of source {slug}"))?;
-                    backends.push(b.backend.clone());
-                    b.backend
-                }
-                (None, Some(b)) => b.backend.clone(),
-                (None, None) => {
-                    anyhow::bail!("source {slug} has no backend")
-                }
-            };
-            let service = Service::new(slug.clone(), backend, reg, paging.clone());
-            sources.insert(
-                slug.clone(),
-                Arc::new(Source {
-                    slug: slug.clone(),
-                    service,
-                    patch_response: s.patch_response,
-                }),
-            );
-        }
         let (state, persistent_state) = match state {
             Some(s) => (s, false),
             None => match config.state.resolve(&config.backend) {
@@ -149,6 +124,42 @@ impl App {
                 }
             },
         };
+        let mut sources = BTreeMap::new();
+        for (s, (slug, reg)) in config.sources.iter().zip(registries) {
+            let backend = match (&s.backend, &top) {
+                (Some(own), _) => {
+                    let b = own
+                        .build(&[(slug.clone(), reg.clone())])
+                        .await
+                        .with_context(|| format!("while opening the backend of source {slug}"))?;
+                    backends.push(b.backend.clone());
+                    b.backend
+                }
+                (None, Some(b)) => b.backend.clone(),
+                (None, None) => {
+                    anyhow::bail!("source {slug} has no backend")
+                }
+            };
+            // Hooks are built last: they may need the state store (the events outbox).
+            let hooks = build_pipeline(
+                &s.hooks,
+                &HookEnv {
+                    source: &slug,
+                    config_dir,
+                    state: state.clone(),
+                },
+            )?;
+            let service =
+                Service::new(slug.clone(), backend, reg, paging.clone()).with_hooks(hooks);
+            sources.insert(
+                slug.clone(),
+                Arc::new(Source {
+                    slug: slug.clone(),
+                    service,
+                    patch_response: s.patch_response,
+                }),
+            );
+        }
         Ok(Arc::new(App {
             config,
             sources,

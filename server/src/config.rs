@@ -397,6 +397,10 @@ pub struct SourceConfig {
     /// Custom schema extensions of this source's resource types.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<ExtensionConfig>,
+    /// Hooks run around every write, in this order: `attribute_map`, `audit_log`, `events`,
+    /// `plugin` (see docs/plugins.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<scimd_plugin_host::HookConfig>,
 }
 
 impl SourceConfig {
@@ -407,6 +411,7 @@ impl SourceConfig {
             backend: None,
             patch_response: PatchResponse::default(),
             extensions: Vec::new(),
+            hooks: Vec::new(),
         }
     }
 
@@ -645,7 +650,7 @@ fn redact(v: &mut Value) {
             for (k, val) in m.iter_mut() {
                 let key = k.to_ascii_lowercase();
                 if let Value::String(s) = val {
-                    if ["password", "secret", "token", "key"]
+                    if ["password", "secret", "token", "key", "authorization"]
                         .iter()
                         .any(|w| key.contains(w))
                     {
