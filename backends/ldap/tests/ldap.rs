@@ -969,3 +969,51 @@ async fn interrupted_deletes_read_as_done_and_are_finished_later() {
     ));
     assert!(s.ldapsearch(SUFFIX, "(uid=gone2)", &["uid"]).is_empty());
 }
+
+/// A configured soft delete moves the entry out of the source's subtree (SCIM no longer sees
+/// it), disables it and removes its memberships; the directory keeps the entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_delete_moves_and_disables_the_entry() {
+    let s = Slapd::start();
+    s.ldapmodify(
+        "dn: ou=deleted,dc=example,dc=org\nchangetype: add\nobjectClass: organizationalUnit\nou: deleted\n",
+    );
+    for lossless in [false, true] {
+        let mut c = s.config(lossless);
+        c.users.delete = Some(scimd_backend_ldap::config::DeleteConfig::Move {
+            container: "ou=deleted,dc=example,dc=org".into(),
+        });
+        let b = LdapBackend::new(&c, registry()).expect("config");
+        let src = if lossless { "soft-l" } else { "soft" };
+        let name = format!("leaver-{src}");
+        let u = user(&b, src, &name).await;
+        let g = create(
+            &b,
+            src,
+            ResourceKind::Group,
+            json!({"schemas": [GROUP], "displayName": "G", "members": [{"value": u.id}]}),
+        )
+        .await;
+        b.delete(src, ResourceKind::User, &u.id, None)
+            .await
+            .expect("delete");
+        assert!(matches!(
+            b.get(src, ResourceKind::User, &u.id, Load::ALL).await,
+            Err(BackendError::NotFound(_))
+        ));
+        let group = b
+            .get(src, ResourceKind::Group, &g.id, Load::ALL)
+            .await
+            .expect("group");
+        assert!(member_ids(&group, "members").is_empty());
+        let kept = s.ldapsearch(
+            "ou=deleted,dc=example,dc=org",
+            &format!("(uid={name})"),
+            &["pwdAccountLockedTime"],
+        );
+        assert!(
+            kept.contains("pwdAccountLockedTime: 000001010000Z"),
+            "moved and disabled: {kept}"
+        );
+    }
+}
