@@ -13,12 +13,15 @@
 //! - [`backend`]: the [`Backend`](backend::Backend) trait every store implements.
 //! - [`hooks`]: the [`Hook`](hooks::Hook) trait and the [`HookPipeline`](hooks::HookPipeline)
 //!   that runs a source's hooks around every write.
+//! - [`compat`]: the named identity-provider tolerance rules, presets and the per-request
+//!   [`Fired`](compat::Fired) collector.
 //! - [`error`]: [`ScimError`](error::ScimError) and the one mapping from
 //!   [`BackendError`](error::BackendError).
 
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod compat;
 pub mod error;
 pub mod filter;
 pub mod hooks;

@@ -7,25 +7,29 @@
 //!
 //! # Rules
 //!
-//! **Names.** Attribute names, sub-attribute names and schema URNs match case-insensitively
-//! and are rewritten to their canonical spelling. A top-level key may be a plain name
-//! (`userName`), a URN-qualified name (`urn:ietf:params:scim:schemas:core:2.0:User:userName`,
-//! `urn:…:enterprise:2.0:User:employeeNumber`), a dotted sub-attribute (`name.givenName`, merged
-//! into `name`) or an extension URN whose value is the extension's object. Extension attributes
+//! **Names.** Attribute and sub-attribute names match case-insensitively (RFC 7643 §2.1) and are
+//! rewritten to their canonical spelling; schema URNs do too under the rule `urn_case`. A
+//! top-level key is a plain name (`userName`) or an extension URN whose value is the
+//! extension's object; under `dotted_keys` it may also be a URN-qualified name
+//! (`urn:ietf:params:scim:schemas:core:2.0:User:userName`,
+//! `urn:…:enterprise:2.0:User:employeeNumber`) or a dotted sub-attribute (`name.givenName`,
+//! merged into `name`). Extension attributes
 //! are stored under their URN whichever way they were sent; a plain name that only an extension
 //! defines resolves to that extension (RFC 7644 §3.10 allows unambiguous names). The same
 //! attribute sent twice (`userName` and `USERNAME`) is `invalidSyntax`.
 //!
 //! **`schemas`.** Required on create and replace (RFC 7643 §3): it must be an array of strings
-//! that includes the resource type's core schema, else `invalidSyntax`. URNs the server does not
-//! know are ignored, and the server recomputes `schemas` on output anyway, so an extension
-//! missing from `schemas` is not an error.
+//! that includes the resource type's core schema, else `invalidSyntax`. Under `lenient_schemas`
+//! URNs the source does not host are ignored and a list without the core URN is accepted
+//! (unless it names another resource type's core schema). The server recomputes `schemas` on
+//! output anyway, so an extension missing from `schemas` is not an error.
 //!
 //! **Unknown attributes.** An attribute or sub-attribute that the core schema or a registered
 //! extension does not define is rejected with `invalidSyntax` naming it (it is usually a typo,
-//! and silently dropping data is worse). A key under an *unregistered* URN — an extension object
-//! or a URN-qualified attribute of a schema this source does not host — is ignored: identity
-//! providers routinely send their own extensions.
+//! and silently dropping data is worse) unless the source enables `ignore_unknown_attributes`.
+//! A key under an *unregistered* URN — an extension object or a URN-qualified attribute of a
+//! schema this source does not host — is ignored under `lenient_schemas`: identity providers
+//! routinely send their own extensions.
 //!
 //! **Absent values.** `null`, empty arrays and complex values left without sub-attributes are
 //! unassigned (RFC 7643 §2.5) and are not stored.
@@ -64,9 +68,13 @@
 //! derived on output), `type` must be `User` or `Group` in any case and is stored in that
 //! spelling, and a member listed twice is stored once (membership is a set).
 //!
-//! **Identity-provider quirks** are named [`Rules`], all on by default: boolean strings
-//! (`"False"`), single values for multi-valued attributes, and bare strings for complex
-//! attributes that have a `value` sub-attribute (`"manager": "26118915"`).
+//! **Identity-provider quirks** are the named [`Rules`] of [`crate::compat`]; the `_with`
+//! functions take the source's rules and record the rules applied in a [`Fired`] collector.
+//! Here: `boolean_strings` (`"False"`), `single_value_lists` (one value for a multi-valued
+//! attribute), `single_element_arrays` (`"manager": [{…}]`), `bare_string_values`
+//! (`"manager": "26118915"`, bare member ids), `dotted_keys`, `urn_case`, `lenient_schemas`,
+//! `member_display_name` (a member's `displayName` read as `display`), `roles_json_strings` and
+//! `ignore_unknown_attributes`.
 //!
 //! **Bounded work.** Normalization is a single pass over the body with recursion at most two
 //! levels deep (attribute → sub-attribute), so the work is linear in the body size, which the
@@ -82,6 +90,9 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
 
+use crate::compat::tolerate;
+pub use crate::compat::{Fired, Rule, Rules};
+
 /// What an incoming resource body is for.
 #[derive(Debug, Clone, Copy)]
 pub enum WriteMode<'a> {
@@ -91,41 +102,6 @@ pub enum WriteMode<'a> {
     Replace(&'a Resource),
 }
 
-/// The tolerance rules for identity-provider quirks. Each can be switched off per source;
-/// [`Rules::default`] enables all of them, [`Rules::STRICT`] none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rules {
-    /// `"True"` / `"false"` (any case) for a boolean attribute become JSON booleans. Microsoft
-    /// Entra ID sends booleans as strings in PATCH values.
-    pub boolean_strings: bool,
-    /// A single value sent for a multi-valued attribute is wrapped into a one-element array.
-    pub wrap_single_values: bool,
-    /// A string sent for a complex attribute that has a `value` sub-attribute becomes
-    /// `{"value": …}`. Entra ID sends `manager` this way.
-    pub bare_string_complex: bool,
-}
-
-impl Rules {
-    /// Every rule off: only RFC-conforming input is accepted.
-    pub const STRICT: Rules = Rules {
-        boolean_strings: false,
-        wrap_single_values: false,
-        bare_string_complex: false,
-    };
-    /// Every rule on.
-    pub const TOLERANT: Rules = Rules {
-        boolean_strings: true,
-        wrap_single_values: true,
-        bare_string_complex: true,
-    };
-}
-
-impl Default for Rules {
-    fn default() -> Self {
-        Rules::TOLERANT
-    }
-}
-
 /// Turns a client body into canonical, validated attributes (see [`Resource::attrs`]) with the
 /// default [`Rules`].
 pub fn prepare(
@@ -133,17 +109,18 @@ pub fn prepare(
     body: &Value,
     mode: WriteMode<'_>,
 ) -> Result<Map<String, Value>, ScimError> {
-    prepare_with(rt, body, mode, &Rules::default())
+    prepare_with(rt, body, mode, &Rules::default(), &Fired::new())
 }
 
-/// [`prepare`] with explicit [`Rules`].
+/// [`prepare`] with explicit [`Rules`]; the rules applied are recorded in `fired`.
 pub fn prepare_with(
     rt: &ResourceTypeDef,
     body: &Value,
     mode: WriteMode<'_>,
     rules: &Rules,
+    fired: &Fired,
 ) -> Result<Map<String, Value>, ScimError> {
-    let out = canonicalize_with(rt, body, mode, rules)?;
+    let out = canonicalize_with(rt, body, mode, rules, fired)?;
     check_required(rt, &out)?;
     if let WriteMode::Replace(old) = mode {
         check_immutable(rt, &out, &old.attrs, false)?;
@@ -160,19 +137,21 @@ pub fn canonicalize_with(
     body: &Value,
     mode: WriteMode<'_>,
     rules: &Rules,
+    fired: &Fired,
 ) -> Result<Map<String, Value>, ScimError> {
     let obj = body
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("The request body must be a JSON object"))?;
     let cx = Cx {
         rules,
+        fired,
         purpose: Purpose::Input,
     };
-    let mut raw = RawAttrs::new(rt);
+    let mut raw = RawAttrs::new(rt, &cx);
     let mut saw_schemas = false;
     for (key, value) in obj {
         if key.eq_ignore_ascii_case("schemas") {
-            check_schemas(rt, value)?;
+            check_schemas(rt, value, &cx)?;
             saw_schemas = true;
             continue;
         }
@@ -184,7 +163,7 @@ pub fn canonicalize_with(
             rt.schema.id
         )));
     }
-    let mut out = raw.normalize(&cx)?;
+    let mut out = raw.normalize()?;
     if let WriteMode::Replace(old) = mode {
         keep_unreplaceable(rt, &mut out, &old.attrs);
     }
@@ -196,22 +175,24 @@ pub fn canonicalize_with(
 ///
 /// `attrs` is what a PATCH produced: canonical names, readOnly attributes such as `groups` may
 /// be present. Unknown attributes, wrong types, more than one primary value, missing required
-/// attributes and changed or removed immutable attributes are errors.
+/// attributes and changed or removed immutable attributes are errors. No tolerance rule
+/// applies: the attributes are canonical already.
 pub fn validate(
     rt: &ResourceTypeDef,
     attrs: &Map<String, Value>,
     old: Option<&Resource>,
 ) -> Result<(), ScimError> {
-    let rules = Rules::STRICT;
+    let fired = Fired::new();
     let cx = Cx {
-        rules: &rules,
+        rules: &Rules::STRICT,
+        fired: &fired,
         purpose: Purpose::Check,
     };
-    let mut raw = RawAttrs::new(rt);
+    let mut raw = RawAttrs::new(rt, &cx);
     for (key, value) in attrs {
         raw.add_top_level(key, value)?;
     }
-    let checked = raw.normalize(&cx)?;
+    let checked = raw.normalize()?;
     check_required(rt, &checked)?;
     if let Some(old) = old {
         check_immutable(rt, &checked, &old.attrs, true)?;
@@ -234,16 +215,17 @@ pub fn normalize_value(
     value: &Value,
     whole_list: bool,
 ) -> Result<Value, ScimError> {
-    normalize_value_with(rt, def, value, whole_list, &Rules::default())
+    normalize_value_with(rt, def, value, whole_list, &Rules::default(), &Fired::new())
 }
 
-/// [`normalize_value`] with explicit [`Rules`].
+/// [`normalize_value`] with explicit [`Rules`]; the rules applied are recorded in `fired`.
 pub fn normalize_value_with(
     rt: &ResourceTypeDef,
     def: &AttributeDef,
     value: &Value,
     whole_list: bool,
     rules: &Rules,
+    fired: &Fired,
 ) -> Result<Value, ScimError> {
     if def.mutability == Mutability::ReadOnly {
         return Err(ScimError::mutability(format!(
@@ -253,9 +235,10 @@ pub fn normalize_value_with(
     }
     let cx = Cx {
         rules,
+        fired,
         purpose: Purpose::Input,
     };
-    let members = is_group_members(rt, def);
+    let kind = ValueKind::of(rt, def);
     let out = if def.multi_valued && !whole_list {
         if value.is_array() {
             return Err(ScimError::invalid_value(format!(
@@ -263,9 +246,9 @@ pub fn normalize_value_with(
                 def.name
             )));
         }
-        cx.element(def, value, &def.name, members, 0)?
+        cx.element(def, value, &def.name, kind, 0)?
     } else {
-        cx.attribute(def, value, &def.name, members, 0)?
+        cx.attribute(def, value, &def.name, kind, 0)?
     };
     Ok(out.unwrap_or(Value::Null))
 }
@@ -359,13 +342,16 @@ fn display(rt: &ResourceTypeDef, scope: Scope, name: &str) -> String {
 
 /// Where a key of a body belongs.
 enum Target {
-    /// The value is an object of the attributes of this scope (an extension URN key).
-    Object(Scope),
-    /// The value is for attribute `idx` of `scope`, or its sub-attribute `sub`.
+    /// The value is an object of the attributes of this scope (a schema URN key). `exact`
+    /// says whether the URN was spelled as the schema defines it.
+    Object { scope: Scope, exact: bool },
+    /// The value is for attribute `idx` of `scope`, or its sub-attribute `sub`. `urn` is
+    /// `Some(exact)` when the key was URN-qualified.
     Attr {
         scope: Scope,
         idx: usize,
         sub: Option<String>,
+        urn: Option<bool>,
     },
     /// A key under a URN this source does not host.
     Ignored,
@@ -396,19 +382,17 @@ fn resolve_name(rt: &ResourceTypeDef, scope: Scope, key: &str) -> Result<Target,
                 scope: s,
                 idx,
                 sub: path.sub,
+                urn: None,
             });
         }
     }
     Err(unknown(key))
 }
 
-/// Resolves a top-level key of a body.
-fn resolve_key(rt: &ResourceTypeDef, key: &str) -> Result<Target, ScimError> {
-    if !starts_with_urn(key) {
-        return resolve_name(rt, Scope::Core, key);
-    }
-    // The longest registered schema URN that is the key or a `:`-prefix of it.
-    let mut best: Option<(Scope, usize)> = None;
+/// The longest schema URN of the resource type that is `key` or a `:`-prefix of it (compared
+/// case-insensitively): its scope, its length and whether `key` spells it exactly.
+fn hosted_urn(rt: &ResourceTypeDef, key: &str) -> Option<(Scope, usize, bool)> {
+    let mut best: Option<(Scope, usize, bool)> = None;
     let schemas = std::iter::once((Scope::Core, rt.schema.id.as_str())).chain(
         rt.extensions
             .iter()
@@ -423,19 +407,51 @@ fn resolve_key(rt: &ResourceTypeDef, key: &str) -> Result<Target, ScimError> {
             continue;
         }
         let rest = &key[urn.len()..];
-        if (rest.is_empty() || rest.starts_with(':')) && best.is_none_or(|(_, len)| urn.len() > len)
+        if (rest.is_empty() || rest.starts_with(':'))
+            && best.is_none_or(|(_, len, _)| urn.len() > len)
         {
-            best = Some((scope, urn.len()));
+            best = Some((scope, urn.len(), head == urn));
         }
     }
-    let Some((scope, len)) = best else {
+    best
+}
+
+/// Whether `key` starts with a URN that is none of the resource type's schemas (an extension
+/// the source does not host, or a malformed URN).
+pub(crate) fn is_foreign_urn(rt: &ResourceTypeDef, key: &str) -> bool {
+    starts_with_urn(key) && hosted_urn(rt, key).is_none()
+}
+
+/// Whether a URN-qualified `key` spells its schema URN exactly (`None` when no hosted schema
+/// URN prefixes it).
+pub(crate) fn urn_spelled_exactly(rt: &ResourceTypeDef, key: &str) -> Option<bool> {
+    hosted_urn(rt, key).map(|(_, _, exact)| exact)
+}
+
+/// Resolves a top-level key of a body.
+fn resolve_key(rt: &ResourceTypeDef, key: &str) -> Result<Target, ScimError> {
+    if !starts_with_urn(key) {
+        return resolve_name(rt, Scope::Core, key);
+    }
+    let Some((scope, len, exact)) = hosted_urn(rt, key) else {
         return Ok(Target::Ignored);
     };
     let rest = &key[len..];
     if rest.is_empty() {
-        return Ok(Target::Object(scope));
+        return Ok(Target::Object { scope, exact });
     }
     let name = &rest[1..];
+    let with_urn = |t: Target| match t {
+        Target::Attr {
+            scope, idx, sub, ..
+        } => Target::Attr {
+            scope,
+            idx,
+            sub,
+            urn: Some(exact),
+        },
+        other => other,
+    };
     match scope {
         Scope::Core => {
             let path = AttrPath::parse(name).map_err(|_| unknown(key))?;
@@ -445,16 +461,22 @@ fn resolve_key(rt: &ResourceTypeDef, key: &str) -> Result<Target, ScimError> {
                         scope: s,
                         idx,
                         sub: path.sub,
+                        urn: Some(exact),
                     });
                 }
             }
             Err(unknown(key))
         }
-        s => resolve_name(rt, s, name).map_err(|_| unknown(key)),
+        s => resolve_name(rt, s, name)
+            .map(with_urn)
+            .map_err(|_| unknown(key)),
     }
 }
 
-fn check_schemas(rt: &ResourceTypeDef, value: &Value) -> Result<(), ScimError> {
+/// Checks `schemas`: an array of strings that includes the core schema URN; every URN must be
+/// one of the resource type's schemas. Rules: `urn_case` (another spelling of a known URN),
+/// `lenient_schemas` (unknown URNs, or no core URN).
+fn check_schemas(rt: &ResourceTypeDef, value: &Value, cx: &Cx<'_>) -> Result<(), ScimError> {
     let list = value
         .as_array()
         .ok_or_else(|| ScimError::invalid_syntax("\"schemas\" must be an array of strings"))?;
@@ -463,9 +485,34 @@ fn check_schemas(rt: &ResourceTypeDef, value: &Value) -> Result<(), ScimError> {
         let s = v
             .as_str()
             .ok_or_else(|| ScimError::invalid_syntax("\"schemas\" must be an array of strings"))?;
-        has_core |= s.eq_ignore_ascii_case(&rt.schema.id);
+        let known = std::iter::once(rt.schema.id.as_str())
+            .chain(rt.extensions.iter().map(|e| e.schema.id.as_str()))
+            .find(|urn| urn.eq_ignore_ascii_case(s));
+        match known {
+            Some(urn) if urn == s || cx.tolerate(Rule::UrnCase) => {
+                has_core |= urn == rt.schema.id;
+            }
+            Some(urn) => {
+                return Err(ScimError::invalid_syntax(format!(
+                    "\"schemas\" lists {s:?}; the schema is spelled {urn}"
+                )));
+            }
+            None if cx.tolerate(Rule::LenientSchemas) => {}
+            None => {
+                return Err(ScimError::invalid_syntax(format!(
+                    "\"schemas\" lists {s:?}, which is not a schema of {} resources",
+                    rt.kind.name()
+                )));
+            }
+        }
     }
-    if has_core {
+    // Another resource type's core schema means the body was sent to the wrong endpoint.
+    let other_core = list.iter().filter_map(Value::as_str).any(|s| {
+        ResourceKind::ALL
+            .into_iter()
+            .any(|k| k != rt.kind && s.eq_ignore_ascii_case(k.core_schema()))
+    });
+    if has_core || (!other_core && cx.tolerate(Rule::LenientSchemas)) {
         Ok(())
     } else {
         Err(ScimError::invalid_syntax(format!(
@@ -490,22 +537,85 @@ struct RawEntry {
 /// The keys of a body grouped by the attribute they address, in canonical order.
 struct RawAttrs<'a> {
     rt: &'a ResourceTypeDef,
+    cx: &'a Cx<'a>,
     entries: std::collections::BTreeMap<(usize, usize), RawEntry>,
 }
 
 impl<'a> RawAttrs<'a> {
-    fn new(rt: &'a ResourceTypeDef) -> Self {
+    fn new(rt: &'a ResourceTypeDef, cx: &'a Cx<'a>) -> Self {
         RawAttrs {
             rt,
+            cx,
             entries: Default::default(),
         }
     }
 
+    /// An unknown key: dropped under `ignore_unknown_attributes`, else the error.
+    fn unknown_key(&self, e: ScimError) -> Result<(), ScimError> {
+        if self.cx.tolerate(Rule::IgnoreUnknownAttributes) {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+
+    /// A key that is a path rather than an attribute name needs `dotted_keys`.
+    fn path_key(&self, key: &str) -> Result<(), ScimError> {
+        if self.cx.tolerate(Rule::DottedKeys) {
+            Ok(())
+        } else {
+            Err(ScimError::invalid_syntax(format!(
+                "{key:?} is a path, not an attribute name; send the attribute's value (sub-attributes and extension attributes nest inside their parent)"
+            )))
+        }
+    }
+
+    fn urn_spelling(&self, key: &str, exact: bool) -> Result<(), ScimError> {
+        if exact || self.cx.tolerate(Rule::UrnCase) {
+            Ok(())
+        } else {
+            Err(ScimError::invalid_syntax(format!(
+                "{key:?} does not spell its schema URN as the schema defines it"
+            )))
+        }
+    }
+
     fn add_top_level(&mut self, key: &str, value: &Value) -> Result<(), ScimError> {
-        match resolve_key(self.rt, key)? {
-            Target::Ignored => Ok(()),
-            Target::Attr { scope, idx, sub } => self.add(scope, idx, sub, value),
-            Target::Object(scope) => {
+        let target = match resolve_key(self.rt, key) {
+            Ok(t) => t,
+            Err(e) => return self.unknown_key(e),
+        };
+        match target {
+            Target::Ignored => {
+                if self.cx.tolerate(Rule::LenientSchemas) {
+                    Ok(())
+                } else {
+                    Err(ScimError::invalid_syntax(format!(
+                        "{key:?} is not under a schema of {} resources",
+                        self.rt.kind.name()
+                    )))
+                }
+            }
+            Target::Attr {
+                scope,
+                idx,
+                sub,
+                urn,
+            } => {
+                if let Some(exact) = urn {
+                    self.urn_spelling(key, exact)?;
+                    self.path_key(key)?;
+                } else if sub.is_some() {
+                    self.path_key(key)?;
+                }
+                self.add(scope, idx, sub, value)
+            }
+            Target::Object { scope, exact } => {
+                self.urn_spelling(key, exact)?;
+                if scope == Scope::Core {
+                    // The core schema's attributes belong at the top level.
+                    self.path_key(key)?;
+                }
                 let obj = match value {
                     Value::Null => return Ok(()),
                     Value::Object(o) => o,
@@ -520,8 +630,15 @@ impl<'a> RawAttrs<'a> {
                         continue;
                     }
                     match resolve_name(self.rt, scope, k) {
-                        Ok(Target::Attr { scope, idx, sub }) => self.add(scope, idx, sub, v)?,
-                        _ => return Err(unknown(&format!("{key}:{k}"))),
+                        Ok(Target::Attr {
+                            scope, idx, sub, ..
+                        }) => {
+                            if sub.is_some() {
+                                self.path_key(&format!("{key}:{k}"))?;
+                            }
+                            self.add(scope, idx, sub, v)?
+                        }
+                        _ => self.unknown_key(unknown(&format!("{key}:{k}")))?,
                     }
                 }
                 Ok(())
@@ -566,8 +683,9 @@ impl<'a> RawAttrs<'a> {
     }
 
     /// Normalizes every collected attribute into canonical attributes.
-    fn normalize(self, cx: &Cx<'_>) -> Result<Map<String, Value>, ScimError> {
+    fn normalize(self) -> Result<Map<String, Value>, ScimError> {
         let rt = self.rt;
+        let cx = self.cx;
         let mut out = Map::new();
         let mut exts: Vec<Map<String, Value>> = vec![Map::new(); rt.extensions.len()];
         for entry in self.entries.into_values() {
@@ -579,8 +697,12 @@ impl<'a> RawAttrs<'a> {
             }
             let path = display(rt, entry.scope, &def.name);
             let raw = merge_dotted(def, &path, entry.whole, entry.subs)?;
-            let members = entry.scope == Scope::Core && is_group_members(rt, def);
-            let Some(v) = cx.attribute(def, &raw, &path, members, 0)? else {
+            let kind = if entry.scope == Scope::Core {
+                ValueKind::of(rt, def)
+            } else {
+                ValueKind::Plain
+            };
+            let Some(v) = cx.attribute(def, &raw, &path, kind, 0)? else {
                 continue;
             };
             match entry.scope {
@@ -657,37 +779,76 @@ enum Purpose {
     Check,
 }
 
+/// Attributes whose values get rules of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueKind {
+    /// Any other attribute.
+    Plain,
+    /// Group `members`.
+    Members,
+    /// User `roles`.
+    Roles,
+}
+
+impl ValueKind {
+    /// The kind of a core attribute of `rt`.
+    fn of(rt: &ResourceTypeDef, def: &AttributeDef) -> ValueKind {
+        let is = |name: &str| {
+            rt.schema
+                .attribute(name)
+                .is_some_and(|m| std::ptr::eq(m, def) || m == def)
+        };
+        match rt.kind {
+            ResourceKind::Group if is("members") => ValueKind::Members,
+            ResourceKind::User if is("roles") => ValueKind::Roles,
+            _ => ValueKind::Plain,
+        }
+    }
+}
+
 /// The normalization context.
 struct Cx<'a> {
     rules: &'a Rules,
+    fired: &'a Fired,
     purpose: Purpose,
 }
 
 impl Cx<'_> {
+    /// Applies `rule` if the source enables it (recording it), else says no.
+    fn tolerate(&self, rule: Rule) -> bool {
+        tolerate(self.rules, self.fired, rule)
+    }
+
     /// Normalizes an attribute's whole value. `None` means unassigned.
     fn attribute(
         &self,
         def: &AttributeDef,
         value: &Value,
         path: &str,
-        members: bool,
+        kind: ValueKind,
         depth: usize,
     ) -> Result<Option<Value>, ScimError> {
         if value.is_null() {
             return Ok(None);
         }
         if !def.multi_valued {
-            if value.is_array() {
+            if let Value::Array(items) = value {
+                if let [one] = items.as_slice()
+                    && def.attr_type == AttrType::Complex
+                    && self.tolerate(Rule::SingleElementArrays)
+                {
+                    return self.element(def, one, path, kind, depth);
+                }
                 return Err(ScimError::invalid_value(format!(
                     "{path} is single-valued; an array was given"
                 )));
             }
-            return self.element(def, value, path, members, depth);
+            return self.element(def, value, path, kind, depth);
         }
         let single;
         let items: &[Value] = match value {
             Value::Array(a) => a,
-            other if self.rules.wrap_single_values => {
+            other if self.tolerate(Rule::SingleValueLists) => {
                 single = [other.clone()];
                 &single
             }
@@ -706,7 +867,7 @@ impl Cx<'_> {
                     "{path} must be an array of values, not of arrays"
                 )));
             }
-            let Some(v) = self.element(def, item, path, members, depth)? else {
+            let Some(v) = self.element(def, item, path, kind, depth)? else {
                 continue;
             };
             if v.get("primary") == Some(&Value::Bool(true)) {
@@ -717,7 +878,7 @@ impl Cx<'_> {
                     )));
                 }
             }
-            if members {
+            if kind == ValueKind::Members {
                 let id = v.get("value").and_then(Value::as_str).unwrap_or_default();
                 if !seen_members.insert(id.to_string()) {
                     continue;
@@ -734,13 +895,21 @@ impl Cx<'_> {
         def: &AttributeDef,
         value: &Value,
         path: &str,
-        members: bool,
+        kind: ValueKind,
         depth: usize,
     ) -> Result<Option<Value>, ScimError> {
         if value.is_null() {
             Ok(None)
         } else if def.attr_type == AttrType::Complex {
-            self.complex(def, value, path, members, depth)
+            let decoded;
+            let value = match decode_role(kind, value) {
+                Some(d) if self.tolerate(Rule::RolesJsonStrings) => {
+                    decoded = d;
+                    &decoded
+                }
+                _ => value,
+            };
+            self.complex(def, value, path, kind, depth)
         } else {
             self.scalar(def, value, path).map(Some)
         }
@@ -751,7 +920,7 @@ impl Cx<'_> {
         def: &AttributeDef,
         value: &Value,
         path: &str,
-        members: bool,
+        kind: ValueKind,
         depth: usize,
     ) -> Result<Option<Value>, ScimError> {
         if depth > 0 {
@@ -760,11 +929,13 @@ impl Cx<'_> {
                 "{path}: complex values cannot be nested"
             )));
         }
+        let members = kind == ValueKind::Members;
         let bare;
         let obj = match value {
             Value::Object(o) => o,
             Value::String(s)
-                if self.rules.bare_string_complex && def.sub_attribute("value").is_some() =>
+                if def.sub_attribute("value").is_some()
+                    && self.tolerate(Rule::BareStringValues) =>
             {
                 bare = Map::from_iter([("value".to_string(), Value::String(s.clone()))]);
                 &bare
@@ -777,8 +948,23 @@ impl Cx<'_> {
         };
         let mut out = Map::new();
         for (k, v) in obj {
-            let Some(sub) = def.sub_attribute(k) else {
-                return Err(unknown(&format!("{path}.{k}")));
+            let sub = match def.sub_attribute(k) {
+                Some(sub) => sub,
+                None if members && k.eq_ignore_ascii_case("displayName") => {
+                    if !self.tolerate(Rule::MemberDisplayName) {
+                        return Err(unknown(&format!("{path}.{k}")));
+                    }
+                    // An explicit `display` wins over the alias.
+                    if obj.keys().any(|k| k.eq_ignore_ascii_case("display")) {
+                        continue;
+                    }
+                    match def.sub_attribute("display") {
+                        Some(sub) => sub,
+                        None => continue,
+                    }
+                }
+                None if self.tolerate(Rule::IgnoreUnknownAttributes) => continue,
+                None => return Err(unknown(&format!("{path}.{k}"))),
             };
             if members && sub.name == "$ref" {
                 // Derived from `value` and `type` on output.
@@ -794,7 +980,8 @@ impl Cx<'_> {
                 )));
             }
             let sub_path = format!("{path}.{}", sub.name);
-            let Some(mut nv) = self.attribute(sub, v, &sub_path, false, depth + 1)? else {
+            let Some(mut nv) = self.attribute(sub, v, &sub_path, ValueKind::Plain, depth + 1)?
+            else {
                 continue;
             };
             if members && sub.name == "type" {
@@ -823,14 +1010,11 @@ impl Cx<'_> {
         let ok = match (def.attr_type, value) {
             (AttrType::String | AttrType::Reference, Value::String(_)) => true,
             (AttrType::Boolean, Value::Bool(_)) => true,
-            (AttrType::Boolean, Value::String(s)) if self.rules.boolean_strings => {
-                if s.eq_ignore_ascii_case("true") {
-                    return Ok(Value::Bool(true));
-                }
-                if s.eq_ignore_ascii_case("false") {
-                    return Ok(Value::Bool(false));
-                }
-                false
+            (AttrType::Boolean, Value::String(s))
+                if (s.eq_ignore_ascii_case("true") || s.eq_ignore_ascii_case("false"))
+                    && self.tolerate(Rule::BooleanStrings) =>
+            {
+                return Ok(Value::Bool(s.eq_ignore_ascii_case("true")));
             }
             (AttrType::Integer, Value::Number(n)) => n.is_i64() || n.is_u64(),
             (AttrType::Decimal, Value::Number(_)) => true,
@@ -847,6 +1031,57 @@ impl Cx<'_> {
             )))
         }
     }
+}
+
+/// A `roles` value carrying a JSON-encoded object, as Entra ID's app-role mappings send it
+/// (`{"value": "{\"id\":\"…\",\"value\":\"Admin\",\"displayName\":\"Admin\"}"}` or the
+/// encoded object itself), decoded into `value` and `display` (the outer `type`, `primary` and
+/// `display` are kept). `None` when the value is not of that shape.
+fn decode_role(kind: ValueKind, value: &Value) -> Option<Value> {
+    if kind != ValueKind::Roles {
+        return None;
+    }
+    let parse = |s: &str| -> Option<Map<String, Value>> {
+        if !s.trim_start().starts_with('{') {
+            return None;
+        }
+        match serde_json::from_str::<Value>(s) {
+            Ok(Value::Object(o)) => Some(o),
+            _ => None,
+        }
+    };
+    let (mut outer, inner) = match value {
+        Value::String(s) => (Map::new(), parse(s)?),
+        Value::Object(o) => {
+            let s = o
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("value"))
+                .and_then(|(_, v)| v.as_str())?;
+            let inner = parse(s)?;
+            let mut outer = o.clone();
+            outer.retain(|k, _| !k.eq_ignore_ascii_case("value"));
+            (outer, inner)
+        }
+        _ => return None,
+    };
+    let get = |name: &str| {
+        inner
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let role_value = get("value").and_then(text)?;
+    outer.insert("value".into(), Value::String(role_value));
+    let has_display = outer.keys().any(|k| k.eq_ignore_ascii_case("display"));
+    if !has_display && let Some(d) = get("displayName").or_else(|| get("display")).and_then(text) {
+        outer.insert("display".into(), Value::String(d));
+    }
+    Some(Value::Object(outer))
 }
 
 fn expected(t: AttrType) -> &'static str {
@@ -887,15 +1122,6 @@ fn member_type(v: &Value, path: &str) -> Result<Value, ScimError> {
         .ok_or_else(|| {
             ScimError::invalid_value(format!("{path} must be \"User\" or \"Group\", not {v}"))
         })
-}
-
-/// Whether `def` is the core `members` attribute of the Group resource type.
-fn is_group_members(rt: &ResourceTypeDef, def: &AttributeDef) -> bool {
-    rt.kind == ResourceKind::Group
-        && rt
-            .schema
-            .attribute("members")
-            .is_some_and(|m| std::ptr::eq(m, def) || m == def)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1422,35 +1648,316 @@ mod tests {
         }
     }
 
+    /// Prepares a body of `kind` with `rules`: the result and the rules that fired.
+    fn with_rules(
+        kind: ResourceKind,
+        rules: Rules,
+        body: Value,
+    ) -> (Result<Map<String, Value>, ScimError>, Vec<Rule>) {
+        let reg = reg();
+        let fired = Fired::new();
+        let r = prepare_with(
+            reg.resource_type(kind),
+            &body,
+            WriteMode::Create,
+            &rules,
+            &fired,
+        );
+        (r, fired.rules())
+    }
+
+    /// Asserts a rule fires under the defaults (or `rules`) and that `strict` refuses the body.
+    fn fires_and_strict_refuses(
+        kind: ResourceKind,
+        rules: Rules,
+        rule: Rule,
+        body: Value,
+    ) -> Map<String, Value> {
+        let (ok, fired) = with_rules(kind, rules, body.clone());
+        let ok = ok.unwrap_or_else(|e| panic!("{rule}: {}", e.detail));
+        assert!(fired.contains(&rule), "{rule} did not fire: {fired:?}");
+        let (strict, fired) = with_rules(kind, Rules::STRICT, body.clone());
+        assert!(strict.is_err(), "strict accepted {body} for {rule}");
+        assert!(fired.is_empty(), "{fired:?}");
+        let (off, _) = with_rules(kind, rules.without(rule), body);
+        assert!(off.is_err(), "{rule} switched off alone still accepts");
+        ok
+    }
+
     #[test]
-    fn single_value_for_multi_valued_attribute_is_wrapped() {
-        let out = user(json!({"schemas": [USER], "userName": "a",
-            "emails": {"value": "a@b"}}))
-        .unwrap();
+    fn conforming_bodies_fire_no_rule() {
+        let (r, fired) = with_rules(
+            ResourceKind::User,
+            Rules::ALL,
+            json!({"schemas": [USER, ENTERPRISE_USER], "userName": "a", "active": true,
+                "emails": [{"value": "a@b", "type": "work", "primary": true}],
+                "name": {"givenName": "A"},
+                ENTERPRISE_USER: {"manager": {"value": "m1"}}}),
+        );
+        assert!(r.is_ok());
+        assert!(fired.is_empty(), "{fired:?}");
+    }
+
+    #[test]
+    fn single_value_lists_wraps_one_value_for_a_multi_valued_attribute() {
+        let out = fires_and_strict_refuses(
+            ResourceKind::User,
+            Rules::DEFAULT,
+            Rule::SingleValueLists,
+            json!({"schemas": [USER], "userName": "a", "emails": {"value": "a@b"}}),
+        );
         assert_eq!(out["emails"], json!([{"value": "a@b"}]));
-        let reg = reg();
-        let rt = reg.resource_type(ResourceKind::User);
-        let body = json!({"schemas": [USER], "userName": "a", "emails": {"value": "a@b"}});
-        let e = prepare_with(rt, &body, WriteMode::Create, &Rules::STRICT).unwrap_err();
-        assert_eq!(e.scim_type.map(|t| t.as_str()), Some("invalidValue"));
     }
 
     #[test]
-    fn boolean_strings_are_coerced_unless_strict() {
-        let out = user(json!({"schemas": [USER], "userName": "a", "active": "False"})).unwrap();
+    fn boolean_strings_become_booleans_in_any_case_also_as_primary() {
+        let out = fires_and_strict_refuses(
+            ResourceKind::User,
+            Rules::DEFAULT,
+            Rule::BooleanStrings,
+            json!({"schemas": [USER], "userName": "a", "active": "False",
+                "emails": [{"value": "a@b", "primary": "TRUE"}]}),
+        );
         assert_eq!(out["active"], false);
-        let reg = reg();
-        let rt = reg.resource_type(ResourceKind::User);
-        let body = json!({"schemas": [USER], "userName": "a", "active": "True"});
-        assert!(prepare_with(rt, &body, WriteMode::Create, &Rules::STRICT).is_err());
+        assert_eq!(out["emails"][0]["primary"], true);
+        // Other strings stay errors, whatever the rules.
+        let (r, _) = with_rules(
+            ResourceKind::User,
+            Rules::ALL,
+            json!({"schemas": [USER], "userName": "a", "active": "yes"}),
+        );
+        assert!(r.is_err());
     }
 
     #[test]
-    fn bare_string_manager_becomes_a_value_object() {
-        let out = user(json!({"schemas": [USER], "userName": "a",
-            ENTERPRISE_USER: {"manager": "m1"}}))
-        .unwrap();
+    fn bare_string_values_make_manager_and_member_objects() {
+        let out = fires_and_strict_refuses(
+            ResourceKind::User,
+            Rules::DEFAULT,
+            Rule::BareStringValues,
+            json!({"schemas": [USER], "userName": "a", ENTERPRISE_USER: {"manager": "m1"}}),
+        );
         assert_eq!(out[ENTERPRISE_USER]["manager"], json!({"value": "m1"}));
+        let out = fires_and_strict_refuses(
+            ResourceKind::Group,
+            Rules::DEFAULT,
+            Rule::BareStringValues,
+            json!({"schemas": [GROUP], "displayName": "g", "members": ["u1"]}),
+        );
+        assert_eq!(out["members"], json!([{"value": "u1"}]));
+    }
+
+    #[test]
+    fn single_element_arrays_unwrap_a_single_valued_complex_value() {
+        let out = fires_and_strict_refuses(
+            ResourceKind::User,
+            Rules::DEFAULT,
+            Rule::SingleElementArrays,
+            json!({"schemas": [USER], "userName": "a",
+                ENTERPRISE_USER: {"manager": [{"value": "m1", "$ref": null}]}}),
+        );
+        assert_eq!(out[ENTERPRISE_USER]["manager"], json!({"value": "m1"}));
+        // Two values for a single-valued attribute stay an error.
+        let (r, _) = with_rules(
+            ResourceKind::User,
+            Rules::ALL,
+            json!({"schemas": [USER], "userName": "a",
+                ENTERPRISE_USER: {"manager": [{"value": "m1"}, {"value": "m2"}]}}),
+        );
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn dotted_keys_accept_sub_attribute_and_urn_qualified_keys() {
+        let out = fires_and_strict_refuses(
+            ResourceKind::User,
+            Rules::DEFAULT,
+            Rule::DottedKeys,
+            json!({"schemas": [USER], "userName": "a", "name.givenName": "B"}),
+        );
+        assert_eq!(out["name"], json!({"givenName": "B"}));
+        let out = fires_and_strict_refuses(
+            ResourceKind::User,
+            Rules::DEFAULT,
+            Rule::DottedKeys,
+            json!({"schemas": [USER], "userName": "a",
+                "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber": "7"}),
+        );
+        assert_eq!(out[ENTERPRISE_USER]["employeeNumber"], "7");
+        fires_and_strict_refuses(
+            ResourceKind::User,
+            Rules::DEFAULT,
+            Rule::DottedKeys,
+            json!({"schemas": [USER], "userName": "a",
+                ENTERPRISE_USER: {"manager.value": "m1"}}),
+        );
+    }
+
+    #[test]
+    fn urn_case_accepts_other_spellings_of_known_urns() {
+        let out = fires_and_strict_refuses(
+            ResourceKind::User,
+            Rules::DEFAULT,
+            Rule::UrnCase,
+            json!({"schemas": ["URN:IETF:PARAMS:SCIM:SCHEMAS:CORE:2.0:USER"], "userName": "a",
+                "urn:ietf:params:scim:schemas:extension:Enterprise:2.0:User":
+                    {"department": "d"}}),
+        );
+        assert_eq!(out[ENTERPRISE_USER]["department"], "d");
+    }
+
+    #[test]
+    fn attribute_names_are_case_insensitive_even_when_strict() {
+        // RFC 7643 §2.1: not a tolerance, so no preset switches it off.
+        let (r, fired) = with_rules(
+            ResourceKind::User,
+            Rules::STRICT,
+            json!({"schemas": [USER], "UserName": "a", "NAME": {"GivenName": "B"}}),
+        );
+        let out = r.unwrap();
+        assert_eq!(out["userName"], "a");
+        assert_eq!(out["name"]["givenName"], "B");
+        assert!(fired.is_empty());
+    }
+
+    #[test]
+    fn lenient_schemas_ignores_unknown_and_malformed_urns() {
+        // Entra ID's group URN, its malformed enterprise URN, OneLogin's SCIM 1.1 URN.
+        fires_and_strict_refuses(
+            ResourceKind::Group,
+            Rules::DEFAULT,
+            Rule::LenientSchemas,
+            json!({"schemas": [GROUP,
+                "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"],
+                "displayName": "g"}),
+        );
+        fires_and_strict_refuses(
+            ResourceKind::User,
+            Rules::DEFAULT,
+            Rule::LenientSchemas,
+            json!({"schemas": [USER, "urn:ietf:params:scim:schemas:extension:enterprise:2.0User"],
+                "userName": "a"}),
+        );
+        let out = fires_and_strict_refuses(
+            ResourceKind::User,
+            Rules::DEFAULT,
+            Rule::LenientSchemas,
+            json!({"schemas": ["urn:scim:schemas:core:1.0"], "userName": "a"}),
+        );
+        assert_eq!(out["userName"], "a");
+        // Keys under a schema the source does not host.
+        let out = fires_and_strict_refuses(
+            ResourceKind::User,
+            Rules::DEFAULT,
+            Rule::LenientSchemas,
+            json!({"schemas": [USER], "userName": "a",
+                "urn:ietf:params:scim:schemas:extension:CustomExtensionName:2.0:User":
+                    {"tag": "x"}}),
+        );
+        assert_eq!(Value::Object(out), json!({"userName": "a"}));
+    }
+
+    #[test]
+    fn member_display_name_is_read_as_display() {
+        let out = fires_and_strict_refuses(
+            ResourceKind::Group,
+            Rules::DEFAULT,
+            Rule::MemberDisplayName,
+            json!({"schemas": [GROUP], "displayName": "g",
+                "members": [{"value": "u1", "displayName": "new User"}]}),
+        );
+        assert_eq!(
+            out["members"],
+            json!([{"value": "u1", "display": "new User"}])
+        );
+        // An explicit display wins.
+        let (r, _) = with_rules(
+            ResourceKind::Group,
+            Rules::DEFAULT,
+            json!({"schemas": [GROUP], "displayName": "g",
+                "members": [{"value": "u1", "displayName": "x", "display": "D"}]}),
+        );
+        assert_eq!(
+            r.unwrap()["members"],
+            json!([{"value": "u1", "display": "D"}])
+        );
+    }
+
+    #[test]
+    fn roles_json_strings_are_decoded_under_entra_only() {
+        let body = json!({"schemas": [USER], "userName": "a", "roles": [
+            {"primary": false, "type": "WindowsAzureActiveDirectoryRole",
+             "value": "{\"id\":\"06b07648\",\"value\":\"25\",\"displayName\":\"Role1234\"}"},
+            "{\"value\":\"Admin\",\"displayName\":\"Administrator\"}"]});
+        let (r, fired) = with_rules(ResourceKind::User, Rules::ENTRA, body.clone());
+        assert_eq!(
+            r.unwrap()["roles"],
+            json!([
+                {"primary": false, "type": "WindowsAzureActiveDirectoryRole", "value": "25",
+                 "display": "Role1234"},
+                {"value": "Admin", "display": "Administrator"}
+            ])
+        );
+        assert_eq!(fired, vec![Rule::RolesJsonStrings]);
+        // By default the JSON text is a plain role value, and a bare string entry is refused.
+        // By default the JSON text is a plain role value (a bare string entry becomes one by
+        // `bare_string_values`); strict refuses the bare string.
+        let (r, fired) = with_rules(ResourceKind::User, Rules::DEFAULT, body.clone());
+        assert_eq!(
+            r.unwrap()["roles"][1],
+            json!({"value": "{\"value\":\"Admin\",\"displayName\":\"Administrator\"}"})
+        );
+        assert!(!fired.contains(&Rule::RolesJsonStrings));
+        let (r, _) = with_rules(ResourceKind::User, Rules::STRICT, body);
+        assert!(r.is_err());
+        let plain = json!({"schemas": [USER], "userName": "a",
+            "roles": [{"value": "{\"value\":\"x\"}"}]});
+        let (r, _) = with_rules(ResourceKind::User, Rules::DEFAULT, plain);
+        assert_eq!(r.unwrap()["roles"][0]["value"], "{\"value\":\"x\"}");
+    }
+
+    #[test]
+    fn ignore_unknown_attributes_drops_what_the_schema_does_not_define() {
+        let body = json!({"schemas": [USER], "userName": "a", "adreses": [{"country": "x"}],
+            "name": {"givenName": "B", "nickname": "n"}});
+        let (r, fired) = with_rules(ResourceKind::User, Rules::ALL, body.clone());
+        assert_eq!(
+            Value::Object(r.unwrap()),
+            json!({"userName": "a", "name": {"givenName": "B"}})
+        );
+        assert_eq!(fired, vec![Rule::IgnoreUnknownAttributes]);
+        for rules in [Rules::DEFAULT, Rules::ENTRA, Rules::STRICT] {
+            let (r, _) = with_rules(ResourceKind::User, rules, body.clone());
+            assert_eq!(
+                r.unwrap_err().scim_type.map(|t| t.as_str()),
+                Some("invalidSyntax")
+            );
+        }
+        // A misspelled required attribute is still missing.
+        let (r, _) = with_rules(
+            ResourceKind::User,
+            Rules::ALL,
+            json!({"schemas": [USER], "userame": "a"}),
+        );
+        assert_eq!(
+            r.unwrap_err().scim_type.map(|t| t.as_str()),
+            Some("invalidValue")
+        );
+    }
+
+    #[test]
+    fn duplicate_types_and_nulls_are_kept_and_absent_whatever_the_rules() {
+        // Two work emails are kept as sent; nulls are unassigned (RFC 7643 §2.5).
+        let (r, fired) = with_rules(
+            ResourceKind::User,
+            Rules::STRICT,
+            json!({"schemas": [USER], "userName": "a", "title": null, "addresses": null,
+                "emails": [{"value": "a@b", "type": "work"}, {"value": "c@d", "type": "work"}]}),
+        );
+        let out = r.unwrap();
+        assert_eq!(out["emails"].as_array().unwrap().len(), 2);
+        assert!(out.get("title").is_none() && out.get("addresses").is_none());
+        assert!(fired.is_empty());
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //! same path as without hooks (for PATCH, the backend's own patch with membership deltas).
 
 use crate::backend::{Backend, PATCH_RETRIES};
+use crate::compat::{Fired, Rule, Rules};
 use crate::error::{BackendError, ScimError};
-use crate::filter::{Filter, compare_values};
+use crate::filter::{Filter, ParseOptions, compare_values};
 use crate::hooks::{HookContext, HookPipeline, Operation, Phase, RequestInfo, WriteRecord};
 use crate::normalize::{self, WriteMode};
 use crate::paging::{
@@ -197,6 +198,8 @@ pub struct Service {
     paging: PagingConfig,
     hooks: HookPipeline,
     request: RequestInfo,
+    rules: Rules,
+    fired: Arc<Fired>,
 }
 
 impl fmt::Debug for Service {
@@ -206,6 +209,7 @@ impl fmt::Debug for Service {
             .field("backend", &self.backend)
             .field("paging", &self.paging)
             .field("hooks", &self.hooks)
+            .field("rules", &self.rules)
             .finish_non_exhaustive()
     }
 }
@@ -229,7 +233,33 @@ impl Service {
             paging,
             hooks: HookPipeline::default(),
             request: RequestInfo::default(),
+            rules: Rules::default(),
+            fired: Arc::new(Fired::new()),
         }
+    }
+
+    /// The same service with the source's identity-provider tolerance rules (see
+    /// [`crate::compat`]); [`Rules::default`] without this call.
+    pub fn with_rules(mut self, rules: Rules) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// The tolerance rules this source enables.
+    pub fn rules(&self) -> Rules {
+        self.rules
+    }
+
+    /// The rules that fired in the requests this service handled: per request when the
+    /// service came from [`Service::for_request`], which starts an empty collector. The caller
+    /// logs and counts them ([`Fired::take`]).
+    pub fn fired(&self) -> &Fired {
+        &self.fired
+    }
+
+    /// Who sent the request this service handles (see [`Service::for_request`]).
+    pub fn request(&self) -> &RequestInfo {
+        &self.request
     }
 
     /// The same service with `hooks` around every write.
@@ -243,10 +273,12 @@ impl Service {
         &self.hooks
     }
 
-    /// A copy of the service for one request: hooks see who sent it (token name, request id).
+    /// A copy of the service for one request: hooks see who sent it (token name, request id),
+    /// and the rules that fire are collected for this request alone ([`Service::fired`]).
     pub fn for_request(&self, request: RequestInfo) -> Service {
         let mut s = self.clone();
         s.request = request;
+        s.fired = Arc::new(Fired::new());
         s
     }
 
@@ -289,7 +321,8 @@ impl Service {
         projection: ProjectionParams<'_>,
     ) -> Result<ResourceResponse, ScimError> {
         let rt = self.rt(kind);
-        let projection = parse_projection(rt, projection)?;
+        let projection =
+            self.projection(rt, projection.attributes, projection.excluded_attributes)?;
         let cx = self.hook_context(kind, Operation::Create, None);
         let attrs = self
             .before_write(&cx, rt, body, WriteMode::Create, None)
@@ -308,7 +341,8 @@ impl Service {
         projection: ProjectionParams<'_>,
     ) -> Result<ResourceResponse, ScimError> {
         let rt = self.rt(kind);
-        let projection = parse_projection(rt, projection)?;
+        let projection =
+            self.projection(rt, projection.attributes, projection.excluded_attributes)?;
         let resource = self
             .backend
             .get(&self.source, kind, id, projection.load())
@@ -342,7 +376,8 @@ impl Service {
         projection: ProjectionParams<'_>,
     ) -> Result<ResourceResponse, ScimError> {
         let rt = self.rt(kind);
-        let projection = parse_projection(rt, projection)?;
+        let projection =
+            self.projection(rt, projection.attributes, projection.excluded_attributes)?;
         let cx = self.hook_context(kind, Operation::Replace, Some(id));
         // Members and groups are readWrite/readOnly, never immutable: no need to load them,
         // unless react hooks are to see the whole old state.
@@ -389,8 +424,10 @@ impl Service {
         projection: ProjectionParams<'_>,
     ) -> Result<ResourceResponse, ScimError> {
         let rt = self.rt(kind);
-        let projection = parse_projection(rt, projection)?;
-        let patch = PatchRequest::parse(body, self.registry.clone(), kind)?;
+        let projection =
+            self.projection(rt, projection.attributes, projection.excluded_attributes)?;
+        let patch =
+            PatchRequest::parse_with(body, self.registry.clone(), kind, &self.rules, &self.fired)?;
         let shapes = self.hooks.wants(Phase::Map, kind, Operation::Patch)
             || self.hooks.wants(Phase::Decide, kind, Operation::Patch);
         if shapes {
@@ -467,7 +504,7 @@ impl Service {
             let mut attrs = outcome.attrs;
             if self.hooks.wants(Phase::Map, kind, Operation::Patch) {
                 let mapped = self.hooks.map(&cx, Some(&current), attrs).await?;
-                attrs = revalidate(rt, mapped, mode)?;
+                attrs = self.revalidate(rt, mapped, mode)?;
             }
             let attrs = self.decide(&cx, rt, mode, Some(&current), attrs).await?;
             match self
@@ -556,13 +593,13 @@ impl Service {
         params: &ListParams,
     ) -> Result<Value, ScimError> {
         let rt = self.rt(kind);
-        let projection = Projection::parse(
+        let projection = self.projection(
             rt,
             params.attributes.as_deref(),
             params.excluded_attributes.as_deref(),
         )?;
         let filter = match &params.filter {
-            Some(f) if !f.trim().is_empty() => Some(Filter::parse(f)?.resolve(rt)?),
+            Some(f) if !f.trim().is_empty() => Some(self.parse_filter(f)?.resolve(rt)?),
             _ => None,
         };
         let sort = parse_sort(rt, params.sort_by.as_deref(), params.sort_order.as_deref())?;
@@ -632,7 +669,7 @@ impl Service {
             ));
         }
         let parsed = match &params.filter {
-            Some(f) if !f.trim().is_empty() => Some(Filter::parse(f)?),
+            Some(f) if !f.trim().is_empty() => Some(self.parse_filter(f)?),
             _ => None,
         };
         let (start_index, count) = match self
@@ -660,7 +697,7 @@ impl Service {
             };
             // `attributes` may name attributes of only one type; unknown names are errors only
             // when no type knows them, which the projection of each type reports the same way.
-            let projection = Projection::parse(
+            let projection = self.projection(
                 rt,
                 params.attributes.as_deref(),
                 params.excluded_attributes.as_deref(),
@@ -825,6 +862,56 @@ impl Service {
         projection.apply(self.rt(resource.kind), json)
     }
 
+    /// Parses a filter; under `unquoted_filter_values`, a filter that does not parse as
+    /// RFC 7644 writes it is tried again with bare words as string values.
+    fn parse_filter(&self, text: &str) -> Result<Filter, ScimError> {
+        match Filter::parse(text) {
+            Ok(f) => Ok(f),
+            Err(e) if self.rules.enabled(Rule::UnquotedFilterValues) => {
+                match Filter::parse_with(text, ParseOptions::strict().with_unquoted_values(true)) {
+                    Ok(f) => {
+                        self.fired.fire(Rule::UnquotedFilterValues);
+                        Ok(f)
+                    }
+                    Err(_) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The projection of a request; under `attribute_filters`, value filters in the lists
+    /// are dropped (the response then holds every value of the attribute).
+    fn projection(
+        &self,
+        rt: &ResourceTypeDef,
+        attributes: Option<&str>,
+        excluded: Option<&str>,
+    ) -> Result<Projection, ScimError> {
+        let filtered = self.rules.enabled(Rule::AttributeFilters);
+        let strip = |l: Option<&str>| l.filter(|_| filtered).and_then(without_value_filters);
+        let (a, e) = (strip(attributes), strip(excluded));
+        if a.is_some() || e.is_some() {
+            self.fired.fire(Rule::AttributeFilters);
+        }
+        Projection::parse(rt, a.as_deref().or(attributes), e.as_deref().or(excluded))
+    }
+
+    /// Prepares attributes a hook produced as if a client had sent them: names canonicalized,
+    /// types checked, readOnly values dropped, required and immutable attributes checked.
+    fn revalidate(
+        &self,
+        rt: &ResourceTypeDef,
+        mut attrs: Map<String, Value>,
+        mode: WriteMode<'_>,
+    ) -> Result<Map<String, Value>, ScimError> {
+        attrs.insert(
+            "schemas".into(),
+            Value::Array(vec![Value::String(rt.schema.id.clone())]),
+        );
+        normalize::prepare_with(rt, &Value::Object(attrs), mode, &self.rules, &self.fired)
+    }
+
     fn hook_context(
         &self,
         kind: ResourceKind,
@@ -852,11 +939,11 @@ impl Service {
         old: Option<&Resource>,
     ) -> Result<Map<String, Value>, ScimError> {
         let attrs = if self.hooks.wants(Phase::Map, cx.kind, cx.operation) {
-            let raw = normalize::canonicalize_with(rt, body, mode, &normalize::Rules::default())?;
+            let raw = normalize::canonicalize_with(rt, body, mode, &self.rules, &self.fired)?;
             let mapped = self.hooks.map(cx, old, raw).await?;
-            revalidate(rt, mapped, mode)?
+            self.revalidate(rt, mapped, mode)?
         } else {
-            normalize::prepare(rt, body, mode)?
+            normalize::prepare_with(rt, body, mode, &self.rules, &self.fired)?
         };
         self.decide(cx, rt, mode, old, attrs).await
     }
@@ -882,7 +969,7 @@ impl Service {
         if decided == before {
             Ok(decided)
         } else {
-            revalidate(rt, decided, mode)
+            self.revalidate(rt, decided, mode)
         }
     }
 
@@ -910,25 +997,43 @@ impl Service {
     }
 }
 
-/// Prepares attributes a hook produced as if a client had sent them: names canonicalized,
-/// types checked, readOnly values dropped, required and immutable attributes checked.
-fn revalidate(
-    rt: &ResourceTypeDef,
-    mut attrs: Map<String, Value>,
-    mode: WriteMode<'_>,
-) -> Result<Map<String, Value>, ScimError> {
-    attrs.insert(
-        "schemas".into(),
-        Value::Array(vec![Value::String(rt.schema.id.clone())]),
-    );
-    normalize::prepare(rt, &Value::Object(attrs), mode)
-}
-
-fn parse_projection(
-    rt: &ResourceTypeDef,
-    p: ProjectionParams<'_>,
-) -> Result<Projection, ScimError> {
-    Projection::parse(rt, p.attributes, p.excluded_attributes)
+/// `attributes` / `excludedAttributes` with the value filters taken out of each entry
+/// (`emails[type eq "work"]` → `emails`, `emails[type eq "work"].value` → `emails.value`);
+/// `None` when no entry has one.
+fn without_value_filters(list: &str) -> Option<String> {
+    if !list.contains('[') {
+        return None;
+    }
+    let mut out = String::with_capacity(list.len());
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in list.chars() {
+        if depth > 0 {
+            if in_string {
+                match (escaped, c) {
+                    (true, _) => escaped = false,
+                    (false, '\\') => escaped = true,
+                    (false, '"') => in_string = false,
+                    _ => {}
+                }
+            } else {
+                match c {
+                    '"' => in_string = true,
+                    '[' => depth += 1,
+                    ']' => depth -= 1,
+                    _ => {}
+                }
+            }
+            continue;
+        }
+        if c == '[' {
+            depth = 1;
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
 }
 
 fn check_precondition(precondition: &Precondition, current: Version) -> Result<(), ScimError> {

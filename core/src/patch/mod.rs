@@ -22,8 +22,11 @@
 //!   as Microsoft Entra ID expects; a filter that does not (`type ew "ork"`) is `noTarget`.
 //!   `replace` with a filter that matches nothing is `noTarget` (RFC 7644 §3.5.2.3).
 //! - `remove` with a `value` on a multi-valued attribute without filter removes the values
-//!   given (Entra ID's `{"op": "remove", "path": "members", "value": [{"value": "id"}]}`),
-//!   never the whole attribute. Complex values match when every sub-attribute given equals.
+//!   given (Entra ID's `{"op": "remove", "path": "members", "value": [{"value": "id"}]}`,
+//!   rule `remove_with_value`), never the whole attribute; without the rule it is refused.
+//!   Complex values match when every sub-attribute given equals.
+//! - Requests outside RFC 7644 that identity providers send are accepted only under the
+//!   source's [`crate::compat`] rules ([`PatchRequest::parse_with`]).
 //! - A `null` value (RFC 7643 §2.5: unassigned) in `add` or `replace` of a single-valued
 //!   attribute or sub-attribute unassigns it; `add` of `null` or `[]` to a multi-valued
 //!   attribute adds nothing, `replace` with them clears it.
@@ -37,6 +40,7 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
+use crate::compat::{Fired, Rules};
 use crate::error::ScimError;
 use crate::filter::Filter;
 use crate::path::{AttrPath, starts_with_urn};
@@ -249,7 +253,28 @@ impl PatchRequest {
         registry: Arc<SchemaRegistry>,
         kind: ResourceKind,
     ) -> Result<PatchRequest, ScimError> {
-        let ops = parse::parse_body(body, registry.resource_type(kind))?;
+        PatchRequest::parse_with(body, registry, kind, &Rules::default(), &Fired::new())
+    }
+
+    /// [`PatchRequest::parse`] with a source's tolerance [`Rules`]; the rules applied are
+    /// recorded in `fired`. The rules that concern PATCH: `op_case`, `urn_case`,
+    /// `dotted_keys` (path-less keys that are paths), `remove_with_value`,
+    /// `read_only_in_patch`, `lenient_schemas` (paths and keys under schemas the source does
+    /// not host are skipped), `unquoted_filter_values` (in path filters),
+    /// `single_element_arrays`, and the value rules of [`crate::normalize`].
+    pub fn parse_with(
+        body: &Value,
+        registry: Arc<SchemaRegistry>,
+        kind: ResourceKind,
+        rules: &Rules,
+        fired: &Fired,
+    ) -> Result<PatchRequest, ScimError> {
+        let cx = parse::Ctx {
+            rt: registry.resource_type(kind),
+            rules,
+            fired,
+        };
+        let ops = parse::parse_body(body, &cx)?;
         Ok(PatchRequest {
             ops,
             registry,

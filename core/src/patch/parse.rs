@@ -1,15 +1,102 @@
 //! Parsing a PatchOp body into canonical, schema-resolved operations.
 
 use super::{MAX_OPERATIONS, PATCH_OP_SCHEMA, PatchOp, PatchOpKind, PatchPath};
+use crate::compat::{Fired, Rule, Rules, tolerate};
 use crate::error::ScimError;
-use crate::filter::Filter;
-use crate::normalize::normalize_value;
+use crate::filter::{Filter, ParseOptions};
+use crate::normalize::{is_foreign_urn, normalize_value_with, urn_spelled_exactly};
 use crate::path::{AttrPath, MAX_PATH_LEN, is_attr_name, starts_with_urn};
 use crate::schema::{AttrType, AttributeDef, Extension, Mutability, ResourceTypeDef};
 use serde_json::{Map, Value};
 
+/// What parsing needs besides the body: the resource type, the source's tolerance rules and
+/// where to record the rules applied.
+#[derive(Clone, Copy)]
+pub(super) struct Ctx<'a> {
+    pub rt: &'a ResourceTypeDef,
+    pub rules: &'a Rules,
+    pub fired: &'a Fired,
+}
+
+impl Ctx<'_> {
+    fn tolerate(&self, rule: Rule) -> bool {
+        tolerate(self.rules, self.fired, rule)
+    }
+
+    fn normalize_value(
+        &self,
+        def: &AttributeDef,
+        value: &Value,
+        whole_list: bool,
+    ) -> Result<Value, ScimError> {
+        normalize_value_with(self.rt, def, value, whole_list, self.rules, self.fired)
+    }
+
+    /// A key or path under a URN the source does not host: skipped under `lenient_schemas`.
+    fn foreign_urn(&self, key: &str) -> Result<(), ScimError> {
+        if self.tolerate(Rule::LenientSchemas) {
+            Ok(())
+        } else {
+            Err(ScimError::invalid_path(format!(
+                "{key:?} is not under a schema of {} resources",
+                self.rt.kind.name()
+            )))
+        }
+    }
+
+    /// A URN spelled differently from its schema needs `urn_case`.
+    fn urn_spelling(&self, key: &str) -> Result<(), ScimError> {
+        if urn_spelled_exactly(self.rt, key) == Some(false) && !self.tolerate(Rule::UrnCase) {
+            return Err(ScimError::invalid_path(format!(
+                "{key:?} does not spell its schema URN as the schema defines it"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A path-less value key that is a path needs `dotted_keys`.
+    fn path_key(&self, key: &str) -> Result<(), ScimError> {
+        if self.tolerate(Rule::DottedKeys) {
+            Ok(())
+        } else {
+            Err(ScimError::invalid_path(format!(
+                "{key:?} is a path, not an attribute name; give it as the operation's \"path\""
+            )))
+        }
+    }
+
+    /// A readOnly key in a path-less value: ignored under `read_only_in_patch`.
+    fn read_only_key(&self, name: &str) -> Result<(), ScimError> {
+        if self.tolerate(Rule::ReadOnlyInPatch) {
+            Ok(())
+        } else {
+            Err(ScimError::mutability(format!(
+                "Attribute {name} is readOnly"
+            )))
+        }
+    }
+
+    /// Parses a value filter, retrying without quotes around values under
+    /// `unquoted_filter_values`.
+    fn filter(&self, text: &str) -> Result<Filter, ScimError> {
+        match Filter::parse(text) {
+            Ok(f) => Ok(f),
+            Err(e) if self.rules.enabled(Rule::UnquotedFilterValues) => {
+                match Filter::parse_with(text, ParseOptions::strict().with_unquoted_values(true)) {
+                    Ok(f) => {
+                        self.fired.fire(Rule::UnquotedFilterValues);
+                        Ok(f)
+                    }
+                    Err(_) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Parses the whole message.
-pub(super) fn parse_body(body: &Value, rt: &ResourceTypeDef) -> Result<Vec<PatchOp>, ScimError> {
+pub(super) fn parse_body(body: &Value, cx: &Ctx<'_>) -> Result<Vec<PatchOp>, ScimError> {
     let obj = body
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("A PATCH body must be a JSON object"))?;
@@ -50,7 +137,7 @@ pub(super) fn parse_body(body: &Value, rt: &ResourceTypeDef) -> Result<Vec<Patch
     }
     let mut out = Vec::with_capacity(ops.len());
     for (i, op) in ops.iter().enumerate() {
-        parse_op(rt, op, &mut out).map_err(|e| in_operation(e, i))?;
+        parse_op(cx, op, &mut out).map_err(|e| in_operation(e, i))?;
     }
     Ok(out)
 }
@@ -77,16 +164,21 @@ fn get_ci<'v>(obj: &'v Map<String, Value>, key: &str) -> Result<Option<&'v Value
     Ok(found)
 }
 
-fn parse_op(rt: &ResourceTypeDef, op: &Value, out: &mut Vec<PatchOp>) -> Result<(), ScimError> {
+fn parse_op(cx: &Ctx<'_>, op: &Value, out: &mut Vec<PatchOp>) -> Result<(), ScimError> {
     let obj = op
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("An operation must be a JSON object"))?;
-    let op_kind = get_ci(obj, "op")?
+    let bad_op = || ScimError::invalid_syntax("\"op\" must be \"add\", \"remove\" or \"replace\"");
+    let op_text = get_ci(obj, "op")?
         .and_then(Value::as_str)
-        .and_then(PatchOpKind::parse)
-        .ok_or_else(|| {
-            ScimError::invalid_syntax("\"op\" must be \"add\", \"remove\" or \"replace\"")
-        })?;
+        .ok_or_else(bad_op)?;
+    let op_kind = PatchOpKind::parse(op_text).ok_or_else(bad_op)?;
+    if op_kind.as_str() != op_text && !cx.tolerate(Rule::OpCase) {
+        return Err(ScimError::invalid_syntax(format!(
+            "\"op\" must be \"{}\" in lower case, not {op_text:?}",
+            op_kind.as_str()
+        )));
+    }
     let path = match get_ci(obj, "path")? {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s.trim().is_empty() => None,
@@ -101,18 +193,19 @@ fn parse_op(rt: &ResourceTypeDef, op: &Value, out: &mut Vec<PatchOp>) -> Result<
         (PatchOpKind::Add | PatchOpKind::Replace, _, None) => Err(ScimError::invalid_syntax(
             format!("An {} operation needs a \"value\"", op_kind.as_str()),
         )),
-        (_, None, Some(value)) => expand_resource(rt, op_kind, value, out),
-        (_, Some(path), value) => match resolve_path(rt, path)? {
+        (_, None, Some(value)) => expand_resource(cx, op_kind, value, out),
+        (_, Some(path), value) => match resolve_path(cx, path)? {
+            Target::Foreign => cx.foreign_urn(path),
             Target::Resource => match value {
                 Some(value) if op_kind != PatchOpKind::Remove => {
-                    expand_resource(rt, op_kind, value, out)
+                    expand_resource(cx, op_kind, value, out)
                 }
                 _ => Err(ScimError::invalid_path(
                     "The resource itself cannot be removed with PATCH",
                 )),
             },
             Target::Extension(ext) => {
-                push_extension(rt, op_kind, ext, value, out)?;
+                push_extension_in(cx, op_kind, ext, value, out)?;
                 Ok(())
             }
             Target::Attr(t) => {
@@ -129,10 +222,20 @@ fn parse_op(rt: &ResourceTypeDef, op: &Value, out: &mut Vec<PatchOp>) -> Result<
                             && t.sub.is_none()
                             && !is_unassigned(v) =>
                     {
-                        Some(t.normalize(rt, op_kind, v)?)
+                        if !cx.tolerate(Rule::RemoveWithValue) {
+                            // RFC 7644 §3.5.2.2 defines no value for remove; without a filter
+                            // the operation would remove every value, which is never what a
+                            // client listing values means.
+                            return Err(ScimError::invalid_syntax(format!(
+                                "A remove operation takes no \"value\"; select the values to \
+                                 remove with a filter (\"{}[value eq \\\"…\\\"]\")",
+                                t.attr.name
+                            )));
+                        }
+                        Some(t.normalize(cx, op_kind, v)?)
                     }
                     (PatchOpKind::Remove, _) => None,
-                    (_, Some(v)) => Some(t.normalize(rt, op_kind, v)?),
+                    (_, Some(v)) => Some(t.normalize(cx, op_kind, v)?),
                     (_, None) => None,
                 };
                 out.push(PatchOp {
@@ -149,20 +252,23 @@ fn parse_op(rt: &ResourceTypeDef, op: &Value, out: &mut Vec<PatchOp>) -> Result<
 /// Canonicalizes the sub-attributes a merge value names: canonical names, types checked,
 /// readOnly ones dropped, `null` kept (it unassigns the sub-attribute). A non-object (e.g. a
 /// bare string for `manager`) is a whole value and goes through
-/// [`normalize_value`] as such.
-fn normalize_partial(
-    rt: &ResourceTypeDef,
-    def: &AttributeDef,
-    v: &Value,
-) -> Result<Value, ScimError> {
+/// [`normalize_value_with`] as such.
+fn normalize_partial(cx: &Ctx<'_>, def: &AttributeDef, v: &Value) -> Result<Value, ScimError> {
     let Value::Object(obj) = v else {
-        return normalize_value(rt, def, v, false);
+        return cx.normalize_value(def, v, false);
     };
     let mut out = Map::new();
     for (k, sv) in obj {
-        let sub = def.sub_attribute(k).ok_or_else(|| {
-            ScimError::invalid_syntax(format!("Unknown attribute \"{}.{k}\"", def.name))
-        })?;
+        let sub = match def.sub_attribute(k) {
+            Some(sub) => sub,
+            None if cx.tolerate(Rule::IgnoreUnknownAttributes) => continue,
+            None => {
+                return Err(ScimError::invalid_syntax(format!(
+                    "Unknown attribute \"{}.{k}\"",
+                    def.name
+                )));
+            }
+        };
         if sub.mutability == Mutability::ReadOnly {
             continue;
         }
@@ -175,7 +281,7 @@ fn normalize_partial(
         let nv = if sv.is_null() {
             Value::Null
         } else {
-            normalize_value(rt, sub, sv, sub.multi_valued)?
+            cx.normalize_value(sub, sv, sub.multi_valued)?
         };
         out.insert(sub.name.clone(), nv);
     }
@@ -193,6 +299,8 @@ fn is_unassigned(v: &Value) -> bool {
 
 /// What a path designates.
 enum Target<'a> {
+    /// A path under a schema URN the source does not host.
+    Foreign,
     /// The resource itself (a path that is the core schema URN).
     Resource,
     /// A whole extension object.
@@ -229,40 +337,46 @@ impl AttrTarget<'_> {
     /// single-valued complex attribute, `add` to filtered values) may name only some
     /// sub-attributes, so it is canonicalized sub-attribute by sub-attribute; the merged
     /// result is checked as a whole when the operation is applied.
-    fn normalize(
-        &self,
-        rt: &ResourceTypeDef,
-        op: PatchOpKind,
-        v: &Value,
-    ) -> Result<Value, ScimError> {
+    fn normalize(&self, cx: &Ctx<'_>, op: PatchOpKind, v: &Value) -> Result<Value, ScimError> {
         if v.is_null() {
             return Ok(Value::Null);
         }
         if let Some(sub) = self.sub {
-            return normalize_value(rt, sub, v, sub.multi_valued);
+            return cx.normalize_value(sub, v, sub.multi_valued);
         }
         let def = self.attr;
         let merged = def.attr_type == AttrType::Complex
             && op != PatchOpKind::Remove
             && (!def.multi_valued || (op == PatchOpKind::Add && self.filter.is_some()));
         if !def.multi_valued {
+            // Entra ID sends `"path": "manager", "value": [{"value": "…"}]`.
+            let v = match v {
+                Value::Array(items)
+                    if items.len() == 1
+                        && def.attr_type == AttrType::Complex
+                        && cx.tolerate(Rule::SingleElementArrays) =>
+                {
+                    &items[0]
+                }
+                other => other,
+            };
             return if merged {
-                normalize_partial(rt, def, v)
+                normalize_partial(cx, def, v)
             } else {
-                normalize_value(rt, def, v, false)
+                cx.normalize_value(def, v, false)
             };
         }
         let single = match v {
             Value::Array(items) if self.filter.is_some() && items.len() == 1 => &items[0],
             Value::Array(_) if self.filter.is_none() => {
-                return normalize_value(rt, def, v, true);
+                return cx.normalize_value(def, v, true);
             }
             other => other,
         };
         let one = if merged {
-            normalize_partial(rt, def, single)?
+            normalize_partial(cx, def, single)?
         } else {
-            normalize_value(rt, def, single, false)?
+            cx.normalize_value(def, single, false)?
         };
         Ok(match (self.filter.is_some(), one) {
             (_, Value::Null) => Value::Null,
@@ -290,8 +404,13 @@ impl AttrTarget<'_> {
 }
 
 /// Resolves a `path` string.
-fn resolve_path<'a>(rt: &'a ResourceTypeDef, s: &str) -> Result<Target<'a>, ScimError> {
+fn resolve_path<'a>(cx: &Ctx<'a>, s: &str) -> Result<Target<'a>, ScimError> {
+    let rt = cx.rt;
     if starts_with_urn(s) {
+        if is_foreign_urn(rt, s) {
+            return Ok(Target::Foreign);
+        }
+        cx.urn_spelling(s)?;
         if let Some(ext) = rt.extension(s) {
             return Ok(Target::Extension(ext));
         }
@@ -326,7 +445,10 @@ fn resolve_path<'a>(rt: &'a ResourceTypeDef, s: &str) -> Result<Target<'a>, Scim
         )));
     }
     let canonical = resolved.canonical_path();
-    let filter = match Filter::parse(&format!("{canonical}[{filter_text}]"))?.resolve(rt)? {
+    let filter = match cx
+        .filter(&format!("{canonical}[{filter_text}]"))?
+        .resolve(rt)?
+    {
         Filter::ValuePath { filter, .. } => *filter,
         _ => {
             return Err(ScimError::invalid_path(format!(
@@ -400,15 +522,17 @@ fn split_value_path(s: &str) -> Result<(&str, Option<Bracket<'_>>), ScimError> {
 }
 
 /// Expands a path-less `add`/`replace` value (the resource itself is the target): one
-/// operation per key. Keys may be attribute names, `attr.sub`, URN-qualified attributes, or
-/// extension (or core schema) URNs whose value is an object of that schema's attributes.
-/// ReadOnly attributes and `schemas` are ignored: clients such as Okta resend what they read.
+/// operation per key. Keys are attribute names, or extension schema URNs whose value is an
+/// object of that schema's attributes; under `dotted_keys` also `attr.sub`, URN-qualified
+/// attributes, value paths and the core schema URN. ReadOnly attributes and `schemas` are
+/// ignored under `read_only_in_patch`: clients such as Okta resend what they read.
 fn expand_resource(
-    rt: &ResourceTypeDef,
+    cx: &Ctx<'_>,
     op: PatchOpKind,
     value: &Value,
     out: &mut Vec<PatchOp>,
 ) -> Result<(), ScimError> {
+    let rt = cx.rt;
     let obj = value.as_object().ok_or_else(|| {
         ScimError::invalid_syntax(format!(
             "A path-less {} needs an object of attributes as \"value\"",
@@ -417,22 +541,30 @@ fn expand_resource(
     })?;
     for (key, v) in obj {
         if key.eq_ignore_ascii_case("schemas") {
+            cx.read_only_key("schemas")?;
             continue;
         }
         if starts_with_urn(key) {
+            if is_foreign_urn(rt, key) {
+                cx.foreign_urn(key)?;
+                continue;
+            }
             if let Some(ext) = rt.extension(key) {
-                push_extension(rt, op, ext, Some(v), out)?;
+                cx.urn_spelling(key)?;
+                push_extension_in(cx, op, ext, Some(v), out)?;
                 continue;
             }
             if rt.schema.id.eq_ignore_ascii_case(key) {
+                cx.urn_spelling(key)?;
+                cx.path_key(key)?;
                 let inner = v.as_object().ok_or_else(|| {
                     ScimError::invalid_value(format!("The value of {key} must be an object"))
                 })?;
-                expand_scoped(rt, op, &rt.schema.id, inner, out)?;
+                expand_scoped(cx, op, &rt.schema.id, inner, out)?;
                 continue;
             }
         }
-        push_keyed(rt, op, key, v, out)?;
+        push_keyed(cx, op, key, v, true, out)?;
     }
     Ok(())
 }
@@ -440,7 +572,7 @@ fn expand_resource(
 /// Expands an object of one schema's attributes (`{"employeeNumber": "7"}` under the
 /// enterprise URN).
 fn expand_scoped(
-    rt: &ResourceTypeDef,
+    cx: &Ctx<'_>,
     op: PatchOpKind,
     urn: &str,
     obj: &Map<String, Value>,
@@ -455,33 +587,69 @@ fn expand_scoped(
                 "Unknown attribute {key:?} in {urn}"
             )));
         }
-        push_keyed(rt, op, &format!("{urn}:{key}"), v, out)?;
+        if key.contains('.') {
+            cx.path_key(&format!("{urn}:{key}"))?;
+        }
+        push_keyed(cx, op, &format!("{urn}:{key}"), v, false, out)?;
     }
     Ok(())
 }
 
-/// One key of a path-less value: an attribute path with its value.
+/// One key of a path-less value: an attribute path with its value. `client_key` says the key
+/// is the client's own (not a URN-qualified name built from an extension object), so a
+/// qualified or dotted spelling is a path and needs `dotted_keys`.
 fn push_keyed(
-    rt: &ResourceTypeDef,
+    cx: &Ctx<'_>,
     op: PatchOpKind,
     key: &str,
     v: &Value,
+    client_key: bool,
     out: &mut Vec<PatchOp>,
 ) -> Result<(), ScimError> {
-    let path = AttrPath::parse(key)?;
-    let resolved = rt
-        .resolve(&path)
-        .ok_or_else(|| ScimError::invalid_path(format!("Unknown attribute {key:?}")))?;
-    let target = AttrTarget {
-        urn: (!resolved.is_core).then_some(resolved.schema),
-        attr: resolved.attr,
-        filter: None,
-        sub: resolved.sub,
+    let rt = cx.rt;
+    let unknown = |e: ScimError| {
+        if cx.tolerate(Rule::IgnoreUnknownAttributes) {
+            Ok(())
+        } else {
+            Err(e)
+        }
     };
-    if target.read_only().is_some() {
-        return Ok(());
+    let target = if key.contains('[') {
+        // A value path as a key: `"emails[type eq \"work\"].value": "…"` (Entra ID).
+        cx.path_key(key)?;
+        match resolve_path(cx, key)? {
+            Target::Attr(t) => t,
+            Target::Foreign => return cx.foreign_urn(key),
+            _ => {
+                return Err(ScimError::invalid_path(format!(
+                    "{key:?} is not an attribute path"
+                )));
+            }
+        }
+    } else {
+        let path = AttrPath::parse(key)?;
+        let Some(resolved) = rt.resolve(&path) else {
+            return unknown(ScimError::invalid_path(format!(
+                "Unknown attribute {key:?}"
+            )));
+        };
+        if client_key && (path.urn.is_some() || path.sub.is_some()) {
+            cx.path_key(key)?;
+        }
+        if path.urn.is_some() {
+            cx.urn_spelling(key)?;
+        }
+        AttrTarget {
+            urn: (!resolved.is_core).then_some(resolved.schema),
+            attr: resolved.attr,
+            filter: None,
+            sub: resolved.sub,
+        }
+    };
+    if let Some(def) = target.read_only() {
+        return cx.read_only_key(&def.name);
     }
-    let value = target.normalize(rt, op, v).map_err(|e| ScimError {
+    let value = target.normalize(cx, op, v).map_err(|e| ScimError {
         detail: format!("{key}: {}", e.detail),
         ..e
     })?;
@@ -503,6 +671,22 @@ pub(super) fn push_extension(
     value: Option<&Value>,
     out: &mut Vec<PatchOp>,
 ) -> Result<(), ScimError> {
+    let fired = Fired::new();
+    let cx = Ctx {
+        rt,
+        rules: &Rules::DEFAULT,
+        fired: &fired,
+    };
+    push_extension_in(&cx, op, ext, value, out)
+}
+
+fn push_extension_in(
+    cx: &Ctx<'_>,
+    op: PatchOpKind,
+    ext: &Extension,
+    value: Option<&Value>,
+    out: &mut Vec<PatchOp>,
+) -> Result<(), ScimError> {
     let urn = ext.schema.id.as_str();
     match (op, value) {
         (PatchOpKind::Remove, _) => {
@@ -513,7 +697,7 @@ pub(super) fn push_extension(
             });
             Ok(())
         }
-        (_, Some(Value::Object(obj))) => expand_scoped(rt, op, urn, obj, out),
+        (_, Some(Value::Object(obj))) => expand_scoped(cx, op, urn, obj, out),
         (_, Some(Value::Null)) => {
             out.push(PatchOp {
                 op,
@@ -545,7 +729,15 @@ pub(super) fn expand_pathless(
                 "An add or replace operation needs a value",
             ));
         }
-        (_, Some(v)) => expand_resource(rt, op, v, &mut out)?,
+        (_, Some(v)) => {
+            let fired = Fired::new();
+            let cx = Ctx {
+                rt,
+                rules: &Rules::DEFAULT,
+                fired: &fired,
+            };
+            expand_resource(&cx, op, v, &mut out)?
+        }
     }
     Ok(out)
 }
