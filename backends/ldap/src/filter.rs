@@ -333,7 +333,7 @@ pub(crate) fn translate(f: &Filter, cx: &Context<'_>) -> Result<Translated, Back
             })
         }
         leaf => match cx.json_attr {
-            Some(json) if is_stored_leaf(leaf, cx) => {
+            Some(json) if is_stored_leaf(leaf, cx) && !directory_decides(leaf, cx) => {
                 // The mapped translation (when there is one) or the JSON copy.
                 let mapped = match strict_leaf(leaf, cx) {
                     Ok(t) => t.filter,
@@ -391,6 +391,35 @@ fn leaf_path(f: &Filter) -> Option<&AttrPath> {
 
 fn leaf_is(f: &Filter, name: &str) -> bool {
     leaf_path(f).is_some_and(|p| p.urn.is_none() && p.name == name)
+}
+
+/// Whether, in lossless mode, the directory's attribute alone decides a leaf: for a
+/// single-valued attribute (or a sub-attribute of one) that is mapped, the resource's value is
+/// the directory's whenever the directory has one (the copy wins only while both agree), so
+/// the mapped filter is already a superset and the JSON copy need not be searched — which
+/// keeps `userName eq` an indexed lookup.
+fn directory_decides(f: &Filter, cx: &Context<'_>) -> bool {
+    let Some(p) = leaf_path(f) else {
+        return false;
+    };
+    if matches!(f, Filter::ValuePath { .. }) {
+        return false;
+    }
+    let Some(r) = cx.rt.resolve(p) else {
+        return false;
+    };
+    if r.attr.multi_valued {
+        return false;
+    }
+    let maps = mappings_for(cx.map, p);
+    !maps.is_empty()
+        && maps.iter().all(|m| {
+            !m.reference
+                && !m.ascii_only
+                && m.scim.type_eq.is_none()
+                && m.scim.sub == p.sub
+                && m.scim.value_type == scimd_core::schema::AttrType::String
+        })
 }
 
 /// Whether a leaf compares a stored attribute (as opposed to `id`, `meta`, `schemas`,
@@ -1200,6 +1229,10 @@ mod tests {
             json_attr: Some("scimdJson"),
         };
         let t = |s: &str| translate(&Filter::parse(s).unwrap().resolve(rt).unwrap(), &cx).unwrap();
+        assert_eq!(
+            t(r#"userName eq "bjensen""#).filter.render(),
+            "(uid=bjensen)"
+        );
         let r = t(r#"externalId eq "ext-(1)""#);
         assert_eq!(r.filter.render(), r"(scimdJson=*ext-\281\29*)");
         assert!(!r.exact);
@@ -1208,7 +1241,7 @@ mod tests {
             "(|(mail=a@x)(scimdJson=*a@x*))"
         );
         assert_eq!(
-            t(r#"userName eq "two  spaces""#).filter.render(),
+            t(r#"nickName eq "two  spaces""#).filter.render(),
             "(objectClass=*)"
         );
         let id = t(r#"id eq "0f6c3c4a-1111-4111-8111-000000000001""#);

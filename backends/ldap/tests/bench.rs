@@ -31,7 +31,9 @@ fn summary(name: &str, mut d: Vec<Duration>) {
 
 async fn run(lossless: bool) {
     let s = Slapd::start();
-    let b = Arc::new(LdapBackend::new(&s.config(lossless), registry()).expect("config"));
+    let mut config = s.config(lossless);
+    config.operation_timeout_secs = 60;
+    let b = Arc::new(LdapBackend::new(&config, registry()).expect("config"));
     let src = "bench";
     let started = Instant::now();
     let mut tasks = Vec::new();
