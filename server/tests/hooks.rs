@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod support_scimd;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::Method;
@@ -25,6 +23,115 @@ const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const BULK_REQ: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
+
+/// A fresh temporary directory, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(prefix: &str) -> TempDir {
+        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The `scimd` binary with `--config`, run in `dir`, without the caller's `SCIMD_*` variables.
+fn scimd(dir: &Path, config: &Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"));
+    cmd.args(args)
+        .arg("--config")
+        .arg(config)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SCIMD_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// A running `scimd serve`, killed with SIGKILL on drop.
+struct Process {
+    child: std::process::Child,
+    /// The base URL of source `default`.
+    base: String,
+    /// The token printed on a first start.
+    token: Option<String>,
+}
+
+impl Process {
+    /// Starts `scimd serve --listen 127.0.0.1:0` and reads where it serves (and, on a first
+    /// start, the token) from its output.
+    fn serve(dir: &Path, config: &Path) -> Process {
+        use std::io::BufRead;
+        let log = std::fs::File::create(dir.join("scimd.log")).unwrap();
+        let mut child = scimd(dir, config, &["serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut me = Process {
+            child,
+            base: String::new(),
+            token: None,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            match rx.recv_timeout(Duration::from_millis(500)) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("scimd: source \"default\" is served at ")
+                    {
+                        me.base = url.trim().to_string();
+                    } else if line.starts_with("scimd_") {
+                        me.token = Some(line.trim().to_string());
+                    }
+                }
+                Err(_) if !me.base.is_empty() => break,
+                Err(_) => {
+                    let exited = me.child.try_wait().unwrap();
+                    assert!(exited.is_none(), "scimd exited at start: {:?}", exited);
+                }
+            }
+        }
+        assert!(!me.base.is_empty(), "scimd printed no URL");
+        me
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
 
 fn lib(package: &str) -> PathBuf {
     cargo_build_library(package).expect("the plugin builds")
@@ -302,7 +409,7 @@ async fn a_veto_returns_the_hooks_error_and_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn react_hooks_see_old_and_new_state_and_the_audit_log_their_difference() {
-    let dir = support_scimd::TempDir::new("scimd-hooks-react");
+    let dir = TempDir::new("scimd-hooks-react");
     let record = dir.path().join("react.jsonl");
     let audit = dir.path().join("audit.jsonl");
     let s = Server::start(vec![source(
@@ -425,7 +532,7 @@ async fn panicking_and_hanging_plugins_leave_the_server_healthy_and_answer_per_f
 /// for another ABI version.
 #[test]
 fn an_abi_mismatch_stops_start_up_naming_the_plugin_and_both_versions() {
-    let dir = support_scimd::TempDir::new("scimd-hooks-abi");
+    let dir = TempDir::new("scimd-hooks-abi");
     let path = lib("scimd-test-plugin-future-abi");
     let config = dir.path().join("scimd.toml");
     std::fs::write(
@@ -436,12 +543,7 @@ fn an_abi_mismatch_stops_start_up_naming_the_plugin_and_both_versions() {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .current_dir(dir.path())
-        .env_remove("SCIMD_CONFIG")
-        .stdin(std::process::Stdio::null())
+    let out = scimd(dir.path(), &config, &["serve", "--listen", "127.0.0.1:0"])
         .output()
         .unwrap();
     assert!(!out.status.success(), "scimd must not start");
@@ -475,7 +577,7 @@ fn verify_hs256(set: &str, secret: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_survives_kill_9_between_the_write_and_its_delivery() {
     const SECRET: &str = "kill-9-test-secret-of-32-bytes-or-more";
-    let dir = support_scimd::TempDir::new("scimd-hooks-events");
+    let dir = TempDir::new("scimd-hooks-events");
     // A port nobody listens on yet: deliveries fail until the receiver starts.
     let addr = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -501,17 +603,19 @@ poll_ms = 100
         ),
     )
     .unwrap();
-    let mut first = support_scimd::Scimd::serve(dir.path(), Some(&config));
+    let mut first = Process::serve(dir.path(), &config);
     let token = first.token.clone().expect("a first start prints a token");
-    let api = support_scimd::Api::new(&first.base, &token);
-    let r = api
-        .post(
-            "/Users",
-            &json!({"schemas": [USER], "userName": "durable", "externalId": "ext-1"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let id = r.body["id"].as_str().unwrap().to_string();
+    let r = reqwest::Client::new()
+        .post(format!("{}/Users", first.base))
+        .bearer_auth(&token)
+        .header("content-type", "application/scim+json")
+        .body(json!({"schemas": [USER], "userName": "durable", "externalId": "ext-1"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let created: Value = r.json().await.unwrap();
+    let id = created["id"].as_str().unwrap().to_string();
     // Let the worker fail at least once against the closed port, then kill it.
     tokio::time::sleep(Duration::from_millis(300)).await;
     first.kill();
@@ -521,7 +625,7 @@ poll_ms = 100
         rcv.received().is_empty(),
         "nothing delivered while scimd is down"
     );
-    let _second = support_scimd::Scimd::serve(dir.path(), Some(&config));
+    let _second = Process::serve(dir.path(), &config);
     let sets = rcv.wait_accepted(1, Duration::from_secs(20)).await;
     assert_eq!(sets.len(), 1, "{:?}", rcv.received());
     let claims = verify_hs256(&sets[0], SECRET);
