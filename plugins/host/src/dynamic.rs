@@ -1,10 +1,11 @@
 //! [`PluginHook`]: a loaded plugin instance as a [`Hook`] of the pipeline.
 //!
 //! Plugins are synchronous and may block, panic or hang. Each call therefore runs on tokio's
-//! blocking pool, and the request waits at most the configured timeout for it. A call that
-//! times out cannot be cancelled (a thread cannot be killed safely); it keeps its concurrency
-//! permit until it returns, so a plugin that hangs on every call exhausts its own
-//! `max_concurrent` permits and is then failed fast, instead of exhausting the blocking pool.
+//! blocking pool, and the request waits at most the configured timeout for it — waiting for a
+//! concurrency permit included. A call that times out cannot be cancelled (a thread cannot be
+//! killed safely); it keeps its permit until it returns, so a plugin that hangs on every call
+//! ties up at most `max_concurrent` blocking threads, and further calls time out waiting for a
+//! permit instead of exhausting the blocking pool.
 //!
 //! A fault (panic, timeout, error, malformed reply, overload) is answered per the hook's
 //! [`FailurePolicy`]: `deny` fails the request with a SCIM error (503 for a timeout or overload,
@@ -66,8 +67,8 @@ pub struct PluginConfig {
     /// Milliseconds a call may take before it counts as a failure.
     #[serde(default = "default_timeout_ms")]
     pub timeout_ms: u64,
-    /// Calls that may run at once (including calls that timed out and still run); beyond it
-    /// calls fail fast as overloaded.
+    /// Calls that may run at once (including calls that timed out and still run); further
+    /// calls wait for a permit within their timeout.
     #[serde(default = "default_max_concurrent")]
     pub max_concurrent: usize,
     /// Resource types the plugin sees (`User`, `Group`); empty = both.
@@ -83,7 +84,7 @@ pub struct PluginConfig {
 enum Fault {
     #[error("did not answer within {0} ms")]
     Timeout(u64),
-    #[error("has {0} calls still running; call refused")]
+    #[error("has {0} calls running and none finished in time")]
     Overloaded(usize),
     #[error("{0}")]
     Call(#[from] CallError),
@@ -180,11 +181,15 @@ impl PluginHook {
     }
 
     async fn invoke(&self, call: &api::Call) -> Result<api::Reply, Fault> {
-        let permit = self
-            .permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Fault::Overloaded(self.max_concurrent))?;
+        // One time budget for waiting for a permit and for the call itself.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let permit =
+            match tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned()).await {
+                Ok(Ok(p)) => p,
+                // Timed out waiting, or the semaphore was closed (never happens: it is never
+                // closed).
+                Ok(Err(_)) | Err(_) => return Err(Fault::Overloaded(self.max_concurrent)),
+            };
         let bytes = serde_json::to_vec(call).map_err(|e| Fault::BadReply(e.to_string()))?;
         let instance = self.instance.clone();
         let task = tokio::task::spawn_blocking(move || {
@@ -192,7 +197,7 @@ impl PluginHook {
             let _permit = permit;
             instance.call(&bytes)
         });
-        let out = match tokio::time::timeout(self.timeout, task).await {
+        let out = match tokio::time::timeout_at(deadline, task).await {
             Err(_) => return Err(Fault::Timeout(self.timeout.as_millis() as u64)),
             Ok(Err(join)) => return Err(Fault::Join(join.to_string())),
             Ok(Ok(result)) => result?,

@@ -118,7 +118,7 @@ async fn a_panicking_plugin_fails_the_call_per_policy_and_keeps_working() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hanging_plugin_times_out_then_fails_fast_when_its_permits_are_used_up() {
+async fn a_hanging_plugin_times_out_and_ties_up_at_most_its_permits() {
     let h = hook("scimd-test-plugin-faulty", json!({"hang_ms": 1500}), |c| {
         c.timeout_ms = 100;
         c.max_concurrent = 1;
@@ -127,10 +127,11 @@ async fn a_hanging_plugin_times_out_then_fails_fast_when_its_permits_are_used_up
     let e = map_once(&h).await.unwrap_err();
     assert_eq!((e.status, e.retry_after), (503, Some(5)));
     assert!(started.elapsed() < Duration::from_millis(1000));
-    // The timed-out call still runs and holds the only permit: refused without waiting.
+    // The timed-out call still runs and holds the only permit: the next call waits for it
+    // only as long as its own timeout, and no second thread is tied up.
     let started = Instant::now();
     assert_eq!(map_once(&h).await.unwrap_err().status, 503);
-    assert!(started.elapsed() < Duration::from_millis(50));
+    assert!(started.elapsed() < Duration::from_millis(1000));
     let allow = hook("scimd-test-plugin-faulty", json!({"hang_ms": 1500}), |c| {
         c.timeout_ms = 100;
         c.failure = FailurePolicy::Allow;
