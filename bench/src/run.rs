@@ -120,21 +120,34 @@ pub struct RunOptions {
 }
 
 /// The big group's membership pools: who can be added, who can be removed, and what to undo.
+/// Users are positions in [`State::users`] (cheaper than ids at a million users).
 #[derive(Debug, Default)]
 struct Pools {
     /// Seeded users outside the big group, to add.
-    candidates: Vec<String>,
+    candidates: Vec<usize>,
     /// Users added during this run and (as far as we know) still members: removed first.
-    added: Vec<String>,
+    added: Vec<usize>,
     /// Seeded members not yet removed.
-    originals: Vec<String>,
+    originals: Vec<usize>,
     /// Seeded members removed during this run: added back at the end.
-    removed_originals: Vec<String>,
+    removed_originals: Vec<usize>,
     /// How many members the group was seeded with.
     seeded: usize,
 }
 
 impl Pools {
+    /// The pools of a data set: every seeded member can be removed, every other seeded user
+    /// added.
+    fn new(state: &State) -> Pools {
+        let members = state.big_group_members().len();
+        Pools {
+            candidates: (members..state.users.len()).rev().collect(),
+            originals: (0..members).collect(),
+            seeded: members,
+            ..Pools::default()
+        }
+    }
+
     /// The group's size as far as the settled requests tell.
     fn group_size(&self) -> usize {
         (self.seeded + self.added.len()).saturating_sub(self.removed_originals.len())
@@ -145,8 +158,8 @@ impl Pools {
 #[derive(Debug)]
 enum Pending {
     None,
-    Add(String),
-    Remove { id: String, original: bool },
+    Add(usize),
+    Remove { user: usize, original: bool },
 }
 
 struct Prepared {
@@ -257,27 +270,31 @@ impl Ctx {
                 }
             }
             Scenario::MemberAdd => {
-                let id = self.pools().candidates.pop()?;
+                let path = self.group_path.clone()?;
+                let user = self.pools().candidates.pop()?;
+                let id = self.state.users.get(user)?.1.as_str();
                 Prepared {
                     method: Method::PATCH,
-                    path: self.group_path.clone()?,
-                    body: json_body(data::add_members(&[&id])),
-                    pending: Pending::Add(id),
+                    path,
+                    body: json_body(data::add_members(&[id])),
+                    pending: Pending::Add(user),
                 }
             }
             Scenario::MemberRemove => {
-                let (id, original) = {
+                let path = self.group_path.clone()?;
+                let (user, original) = {
                     let mut p = self.pools();
                     match p.added.pop() {
-                        Some(id) => (id, false),
+                        Some(user) => (user, false),
                         None => (p.originals.pop()?, true),
                     }
                 };
+                let id = self.state.users.get(user)?.1.as_str();
                 Prepared {
                     method: Method::PATCH,
-                    path: self.group_path.clone()?,
-                    body: json_body(data::remove_members(&[&id])),
-                    pending: Pending::Remove { id, original },
+                    path,
+                    body: json_body(data::remove_members(&[id])),
+                    pending: Pending::Remove { user, original },
                 }
             }
         })
@@ -290,23 +307,29 @@ impl Ctx {
         match (pending, ok) {
             (Pending::None, _) => {}
             // Possibly added: remembered so that the restore removes it.
-            (Pending::Add(id), Some(true) | None) => p.added.push(id),
+            (Pending::Add(user), Some(true) | None) => p.added.push(user),
             (Pending::Add(_), Some(false)) => {}
-            (Pending::Remove { id, original: true }, _) => p.removed_originals.push(id),
             (
                 Pending::Remove {
-                    id,
+                    user,
+                    original: true,
+                },
+                _,
+            ) => p.removed_originals.push(user),
+            (
+                Pending::Remove {
+                    user,
                     original: false,
                 },
                 Some(true),
-            ) => p.candidates.push(id),
+            ) => p.candidates.push(user),
             (
                 Pending::Remove {
-                    id,
+                    user,
                     original: false,
                 },
                 _,
-            ) => p.added.push(id),
+            ) => p.added.push(user),
         }
     }
 }
@@ -613,8 +636,9 @@ async fn restore_big_group(ctx: &Ctx, conn: &mut Conn) -> anyhow::Result<(usize,
             std::mem::take(&mut p.removed_originals),
         )
     };
+    let id = |k: &usize| ctx.state.users.get(*k).map(|u| u.1.as_str());
     for batch in added.chunks(500) {
-        let ids: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let ids: Vec<&str> = batch.iter().filter_map(id).collect();
         let body = Bytes::from(data::remove_members(&ids).to_string());
         let reply = conn.send(Method::PATCH, path, Some(body)).await?;
         if !reply.status.is_success() {
@@ -622,7 +646,7 @@ async fn restore_big_group(ctx: &Ctx, conn: &mut Conn) -> anyhow::Result<(usize,
         }
     }
     for batch in removed.chunks(1000) {
-        let ids: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let ids: Vec<&str> = batch.iter().filter_map(id).collect();
         let body = Bytes::from(data::add_members(&ids).to_string());
         let reply = conn.send(Method::PATCH, path, Some(body)).await?;
         if !reply.status.is_success() {
@@ -657,21 +681,17 @@ pub async fn run(target: &Target, opts: &RunOptions) -> anyhow::Result<Vec<Scena
         bail!("--page-size must be at least 1");
     }
     let mut conn = target.conn();
-    let service = ServiceConfig::fetch(&mut conn)
-        .await
-        .context("while reading /ServiceProviderConfig")?;
+    // Only the page limits come from it, so a server without one can still be measured.
+    let service = match ServiceConfig::fetch(&mut conn).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warning: no /ServiceProviderConfig ({e:#}); assuming defaults");
+            ServiceConfig::default()
+        }
+    };
     let ids = Identities::new(&state.prefix);
     let new_ids = Identities::new(&format!("{}-r{}", state.prefix, data::random_prefix()));
-    let pools = Pools {
-        candidates: state.non_members().iter().map(|u| u.1.clone()).collect(),
-        originals: state
-            .big_group_members()
-            .iter()
-            .map(|u| u.1.clone())
-            .collect(),
-        seeded: state.big_group_members().len(),
-        ..Pools::default()
-    };
+    let pools = Pools::new(&state);
     let group_path = state
         .big_group
         .as_ref()
@@ -768,16 +788,7 @@ mod tests {
             id: "big".into(),
             members,
         });
-        let pools = Pools {
-            candidates: state.non_members().iter().map(|u| u.1.clone()).collect(),
-            originals: state
-                .big_group_members()
-                .iter()
-                .map(|u| u.1.clone())
-                .collect(),
-            seeded: state.big_group_members().len(),
-            ..Pools::default()
-        };
+        let pools = Pools::new(&state);
         Ctx {
             ids: Identities::new(&state.prefix),
             new_ids: Identities::new("new123"),
@@ -796,21 +807,30 @@ mod tests {
     fn member_removes_take_run_additions_before_seeded_members() {
         let c = ctx(4, 2);
         let add = next(&c, Scenario::MemberAdd).unwrap();
-        let Pending::Add(added) = &add.pending else {
+        assert_eq!(add.path, "/Groups/big");
+        let Pending::Add(added) = add.pending else {
             panic!("an add")
         };
-        let added = added.clone();
+        // Users outside the group are added in seeding order.
+        assert_eq!(added, 2);
+        let body: Value = serde_json::from_slice(add.body.as_ref().unwrap()).unwrap();
+        assert_eq!(body["Operations"][0]["value"][0]["value"], "u2");
         c.settle(add.pending, Some(true));
         assert_eq!(c.pools().group_size(), 3);
         let rm = next(&c, Scenario::MemberRemove).unwrap();
-        assert!(matches!(&rm.pending, Pending::Remove { id, original: false } if *id == added));
+        assert!(matches!(rm.pending, Pending::Remove { user, original: false } if user == added));
+        let body: Value = serde_json::from_slice(rm.body.as_ref().unwrap()).unwrap();
+        assert_eq!(body["Operations"][0]["path"], "members[value eq \"u2\"]");
         c.settle(rm.pending, Some(true));
         // The removed user can be added again.
         assert!(c.pools().candidates.contains(&added));
         let rm = next(&c, Scenario::MemberRemove).unwrap();
         assert!(matches!(
-            &rm.pending,
-            Pending::Remove { original: true, .. }
+            rm.pending,
+            Pending::Remove {
+                user: 1,
+                original: true
+            }
         ));
         c.settle(rm.pending, Some(true));
         assert_eq!(c.pools().removed_originals.len(), 1);

@@ -482,9 +482,14 @@ pub async fn seed(target: &Target, opts: &SeedOptions) -> anyhow::Result<()> {
         );
     }
     let ids = Identities::new(&state.prefix);
-    let service = ServiceConfig::fetch(&mut target.conn())
-        .await
-        .context("while reading /ServiceProviderConfig")?;
+    let service = match ServiceConfig::fetch(&mut target.conn()).await {
+        Ok(s) => s,
+        Err(e) if opts.via != Via::Bulk => {
+            eprintln!("warning: no /ServiceProviderConfig ({e:#}); creating through POST");
+            ServiceConfig::default()
+        }
+        Err(e) => return Err(e.context("while reading /ServiceProviderConfig")),
+    };
     let bulk = match (opts.via, service.bulk) {
         (Via::Post, _) | (Via::Auto, None) => None,
         (_, Some(limits)) => Some(limits),
