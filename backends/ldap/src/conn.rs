@@ -112,6 +112,8 @@ const FEATURE_NO: u8 = 2;
 
 /// The Start Transaction extended operation (RFC 5805).
 pub(crate) const START_TXN_OID: &str = "1.3.6.1.1.21.1";
+/// The matched values control (RFC 3876).
+pub(crate) const MATCHED_VALUES_OID: &str = "1.2.826.0.1.3344810.2.3";
 /// The assertion control (RFC 4528).
 pub(crate) const ASSERTION_OID: &str = "1.3.6.1.1.12";
 
@@ -130,6 +132,7 @@ pub(crate) struct Pool {
     next: AtomicUsize,
     assertion: AtomicU8,
     transactions: AtomicU8,
+    matched_values: AtomicU8,
 }
 
 impl std::fmt::Debug for Pool {
@@ -224,6 +227,7 @@ impl Pool {
             next: AtomicUsize::new(0),
             assertion: AtomicU8::new(FEATURE_UNKNOWN),
             transactions: AtomicU8::new(FEATURE_UNKNOWN),
+            matched_values: AtomicU8::new(FEATURE_UNKNOWN),
         })
     }
 
@@ -316,7 +320,15 @@ impl Pool {
         };
         self.transactions
             .store(flag(START_TXN_OID), Ordering::Relaxed);
+        self.matched_values
+            .store(flag(MATCHED_VALUES_OID), Ordering::Relaxed);
         self.assertion.store(flag(ASSERTION_OID), Ordering::Relaxed);
+    }
+
+    /// Whether the directory supports the matched values control (known after the first
+    /// connection).
+    pub fn supports_matched_values(&self) -> bool {
+        self.matched_values.load(Ordering::Relaxed) == FEATURE_YES
     }
 
     /// Whether the directory supports transactions (known after the first connection).
