@@ -66,6 +66,20 @@ impl SqlBackend {
         lease_until: OffsetDateTime,
         limit: usize,
     ) -> Result<Vec<OutboxMessage>, Error> {
+        // Workers poll every stream about once a second; an idle poll must not take SQLite's
+        // single write lock, so a read looks for due messages first.
+        let mut probe = self.new_sql();
+        probe.push("SELECT id FROM scimd_outbox WHERE stream = ");
+        probe
+            .bind_text(stream)
+            .push(" AND failed = 0 AND next_attempt <= ");
+        probe.bind_int(micros(now)).push(" LIMIT 1");
+        let mut read = self.read_tx().await?;
+        let due = read.fetch_optional(&probe).await?;
+        read.commit().await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let mut tx = self.write_tx().await?;
         let mut sql = self.new_sql();
         sql.push("SELECT ")
