@@ -1017,3 +1017,39 @@ async fn soft_delete_moves_and_disables_the_entry() {
         );
     }
 }
+
+/// StartTLS and `ldaps://` connect with the configured CA file; without it (system roots
+/// only) the directory's certificate is not trusted and requests fail with 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_ca_file_works_and_untrusted_certificates_are_refused() {
+    let s = Slapd::start_with_tls();
+    let ca = s.dir.join("ca.pem");
+    let ldaps = s.ldaps_url.clone().expect("ldaps url");
+    for (url, starttls) in [(s.url.clone(), true), (ldaps.clone(), false)] {
+        let mut c = s.config(true);
+        c.url = url.clone();
+        c.tls.starttls = starttls;
+        c.tls.ca_file = Some(ca.clone());
+        let b = LdapBackend::new(&c, registry()).expect("config");
+        let src = if starttls { "starttls" } else { "ldaps" };
+        let u = user(&b, src, "tls-user").await;
+        let got = b
+            .get(src, ResourceKind::User, &u.id, Load::ALL)
+            .await
+            .expect("get over TLS");
+        assert_eq!(got.attrs["userName"], "tls-user", "{url}");
+    }
+    let mut c = s.config(true);
+    c.url = ldaps;
+    let b = LdapBackend::new(&c, registry()).expect("config");
+    let err = b
+        .get(
+            "ldaps",
+            ResourceKind::User,
+            "0f6c3c4a-1111-4111-8111-000000000001",
+            Load::ALL,
+        )
+        .await
+        .expect_err("untrusted certificate");
+    assert_eq!(ScimError::from(err).status, 503);
+}

@@ -28,6 +28,8 @@ pub struct Slapd {
     pub port: u16,
     /// `ldap://127.0.0.1:<port>`.
     pub url: String,
+    /// `ldaps://127.0.0.1:<port>` when started with TLS.
+    pub ldaps_url: Option<String>,
     watchdog: Option<Child>,
 }
 
@@ -49,10 +51,18 @@ fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
-fn config_text(dir: &Path, hashed_pw: &str) -> String {
+fn config_text(dir: &Path, hashed_pw: &str, tls: bool) -> String {
     let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/scimd.schema");
+    let tls = if tls {
+        format!(
+            "TLSCACertificateFile {d}/ca.pem\nTLSCertificateFile {d}/server.pem\nTLSCertificateKeyFile {d}/server.key\n",
+            d = dir.display()
+        )
+    } else {
+        String::new()
+    };
     format!(
-        r#"include   /etc/ldap/schema/core.schema
+        r#"{tls}include   /etc/ldap/schema/core.schema
 include   /etc/ldap/schema/cosine.schema
 include   /etc/ldap/schema/inetorgperson.schema
 include   {schema}
@@ -97,6 +107,16 @@ ppolicy_hash_cleartext
 impl Slapd {
     /// Starts a new slapd, seeded with the suffix entry. Panics when that is impossible.
     pub fn start() -> Slapd {
+        Slapd::start_inner(false)
+    }
+
+    /// Starts a slapd that also offers StartTLS and `ldaps://`, with a certificate for
+    /// 127.0.0.1 issued by a throwaway CA (`<dir>/ca.pem`).
+    pub fn start_with_tls() -> Slapd {
+        Slapd::start_inner(true)
+    }
+
+    fn start_inner(tls: bool) -> Slapd {
         require_slapd();
         let dir = std::env::temp_dir().join(format!(
             "scimd-ldap-test-{}-{}",
@@ -110,7 +130,10 @@ impl Slapd {
             .output()
             .expect("run slappasswd");
         let hashed = String::from_utf8_lossy(&hashed.stdout).trim().to_string();
-        std::fs::write(dir.join("slapd.conf"), config_text(&dir, &hashed)).expect("conf");
+        if tls {
+            make_certificates(&dir);
+        }
+        std::fs::write(dir.join("slapd.conf"), config_text(&dir, &hashed, tls)).expect("conf");
         let check = Command::new("/usr/sbin/slaptest")
             .args(["-Q", "-u", "-f"])
             .arg(dir.join("slapd.conf"))
@@ -125,6 +148,7 @@ impl Slapd {
             dir,
             port: 0,
             url: String::new(),
+            ldaps_url: tls.then(|| format!("ldaps://127.0.0.1:{}", free_port())),
             watchdog: None,
         };
         s.launch(false);
@@ -140,14 +164,17 @@ impl Slapd {
                 self.port = free_port();
             }
             self.url = format!("ldap://127.0.0.1:{}", self.port);
+            let urls = match &self.ldaps_url {
+                Some(l) => format!("'{}/ {l}/'", self.url),
+                None => format!("{}/", self.url),
+            };
             let script = format!(
-                "/usr/sbin/slapd -d 0 -f {conf} -h {url}/ >/dev/null 2>&1 & S=$!; \
+                "/usr/sbin/slapd -d 0 -f {conf} -h {urls} >/dev/null 2>&1 & S=$!; \
                  echo $S > {dir}/slapd.child; \
                  while kill -0 {parent} 2>/dev/null && kill -0 $S 2>/dev/null; do sleep 0.2; done; \
                  kill $S 2>/dev/null; wait $S 2>/dev/null; \
                  if ! kill -0 {parent} 2>/dev/null; then rm -rf {dir}; fi",
                 conf = self.dir.join("slapd.conf").display(),
-                url = self.url,
                 dir = self.dir.display(),
                 parent = std::process::id(),
             );
@@ -293,6 +320,75 @@ impl Slapd {
             .expect("run ldapsearch");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1, made with the openssl command line.
+fn make_certificates(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("run openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext file");
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=scimd test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
 }
 
 impl Drop for Slapd {
