@@ -440,12 +440,7 @@ fn compile_attr(m: &AttributeMapping, rt: &ResourceTypeDef) -> Result<AttrMap, C
     if m.multi && !attr.multi_valued {
         return Err(err("multi applies to multi-valued attributes only"));
     }
-    if m.ldap.is_empty()
-        || !m
-            .ldap
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';')
-    {
+    if !is_attr_name(&m.ldap) {
         return Err(err("invalid LDAP attribute name"));
     }
     let canonical = resolved.canonical_path();
@@ -466,6 +461,42 @@ fn compile_attr(m: &AttributeMapping, rt: &ResourceTypeDef) -> Result<AttrMap, C
         ascii_only: m.ascii_only,
         matching: m.matching,
     })
+}
+
+/// Whether `s` is an LDAP attribute description (RFC 4512 `descr` or numeric OID, with
+/// options): names go into filters and controls unescaped, so nothing else may pass.
+pub(crate) fn is_attr_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';' || c == '.')
+}
+
+fn check_name(what: &str, s: &str) -> Result<(), ConfigError> {
+    if is_attr_name(s) {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "{what} {s:?} is not a valid LDAP attribute or class name"
+        )))
+    }
+}
+
+/// Every configured LDAP name of a type's mapping.
+fn check_names(o: &ObjectMap) -> Result<(), ConfigError> {
+    check_name("rdn_attribute", &o.rdn_attr)?;
+    for c in &o.object_classes {
+        check_name("object class", c)?;
+    }
+    if let Some(a) = &o.active {
+        check_name("active attribute", active_attr(a))?;
+    }
+    if let PasswordConfig::Attribute { attribute } = &o.password {
+        check_name("password attribute", attribute)?;
+    }
+    for a in o.member_attr.iter().chain(o.member_of.iter()) {
+        check_name("member attribute", a)?;
+    }
+    Ok(())
 }
 
 /// `type eq "work"` → `work`.
@@ -533,6 +564,11 @@ impl LdapConfig {
                 transactions: d.transactions.unwrap_or(false),
             },
         };
+        check_names(&users)?;
+        check_names(&groups)?;
+        for a in [&dir.dn_attr, &dir.created_attr, &dir.modified_attr] {
+            check_name("directory attribute", a)?;
+        }
         if self.pool_size == 0 || self.page_size == 0 || self.max_scan == 0 {
             return Err(ConfigError(
                 "pool_size, page_size and max_scan must be positive".into(),
@@ -1057,6 +1093,20 @@ mod tests {
             c.users.extra_attributes.push(am(scim, "description"));
             assert!(c.build_mapping(&reg).is_err(), "{scim}");
         }
+    }
+
+    #[test]
+    fn ldap_names_that_could_break_filters_are_rejected() {
+        let reg = SchemaRegistry::new();
+        let mut c = LdapConfig::new("ldap://x", "dc=x");
+        c.directory.modified_attribute = Some("a)(b".into());
+        assert!(c.build_mapping(&reg).is_err());
+        let mut c = LdapConfig::new("ldap://x", "dc=x");
+        c.users.member_of_attribute = Some("memberOf*".into());
+        assert!(c.build_mapping(&reg).is_err());
+        let mut c = LdapConfig::new("ldap://x", "dc=x");
+        c.users.object_classes = Some(vec!["top".into(), "inet Org".into()]);
+        assert!(c.build_mapping(&reg).is_err());
     }
 
     #[test]
