@@ -1160,6 +1160,75 @@ impl LdapBackend {
         Ok(changed)
     }
 
+    /// An exact, unsorted query (a listing of everything, `members[value eq …]`, `id eq …`):
+    /// only the ids of the matches are read to order and cut the page, then the page's
+    /// entries are read in full — a page of a large directory costs one id scan, not the
+    /// conversion of every entry.
+    async fn query_by_id_order(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        filter: &LFilter,
+        query: &Query,
+    ) -> Result<QueryPage, BackendError> {
+        let registry = self.schemas(source).clone();
+        let rt = registry.resource_type(kind);
+        let id_attr = self.map.dir.id_attr().to_string();
+        let entries = self
+            .search(
+                &self.base(kind, source),
+                self.scope(kind),
+                &filter.render(),
+                std::slice::from_ref(&id_attr),
+                self.max_scan,
+            )
+            .await?;
+        let epoch = time::OffsetDateTime::UNIX_EPOCH;
+        let light: Vec<Resource> = entries
+            .iter()
+            .filter_map(|e| entry_id(&self.map.dir, e))
+            .map(|id| Resource {
+                id,
+                kind,
+                meta: Meta {
+                    created: epoch,
+                    last_modified: epoch,
+                    version: Version(0),
+                },
+                attrs: Map::new(),
+            })
+            .collect();
+        let mut page = paginate(rt, light, None, &query.page);
+        let ids: Vec<String> = page.resources.iter().map(|r| r.id.clone()).collect();
+        let mut full: HashMap<String, Resource> = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            let f = LFilter::And(vec![
+                self.class_filter(kind),
+                LFilter::Or(
+                    chunk
+                        .iter()
+                        .map(|id| id_filter(id, &self.map.dir))
+                        .collect(),
+                ),
+            ]);
+            let entries = self
+                .search(
+                    &self.base(kind, source),
+                    self.scope(kind),
+                    &f.render(),
+                    &self.read_attrs(kind, kind == ResourceKind::Group && query.load.members),
+                    self.max_scan,
+                )
+                .await?;
+            for r in self.resources(source, kind, entries, query.load).await? {
+                full.insert(r.id.clone(), r);
+            }
+        }
+        // An entry deleted between the two reads drops out of the page.
+        page.resources = ids.iter().filter_map(|id| full.remove(id)).collect();
+        Ok(page)
+    }
+
     /// Reads a group with every attribute but, of its member values and member display names,
     /// only those the delta is about (and the empty-group placeholder).
     async fn find_group_for_delta(
@@ -2476,6 +2545,9 @@ impl Backend for LdapBackend {
             }
         };
         let full = LFilter::And(vec![self.class_filter(kind), lfilter]);
+        if exact && query.sort.is_none() {
+            return self.query_by_id_order(source, kind, &full, query).await;
+        }
         let needs_rel = query
             .filter
             .as_ref()
