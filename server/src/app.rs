@@ -149,8 +149,9 @@ impl App {
                     state: state.clone(),
                 },
             )?;
-            let service =
-                Service::new(slug.clone(), backend, reg, paging.clone()).with_hooks(hooks);
+            let service = Service::new(slug.clone(), backend, reg, paging.clone())
+                .with_hooks(hooks)
+                .with_rules(s.rules()?);
             sources.insert(
                 slug.clone(),
                 Arc::new(Source {

@@ -14,6 +14,7 @@ use rand::rngs::OsRng;
 use scimd_backend_memory::MemoryBackend;
 use scimd_backend_sql::{PostgresConfig, SqlBackend, SqliteConfig};
 use scimd_core::Backend;
+use scimd_core::compat::Rules;
 use scimd_core::paging::{CursorKey, PagingConfig};
 use scimd_core::schema::{ResourceKind, Schema, SchemaRegistry};
 use scimd_core::state::StateStore;
@@ -394,6 +395,11 @@ pub struct SourceConfig {
     /// (204, for clients that expect it).
     #[serde(default)]
     pub patch_response: PatchResponse,
+    /// Identity-provider compatibility rules: presets (`default`, `okta`, `entra`, `strict`,
+    /// `all`) and rule names, read in order from `default`; `-name` removes a rule
+    /// (docs/configuration.md lists them). Empty means `default`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compat: Vec<String>,
     /// Custom schema extensions of this source's resource types.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<ExtensionConfig>,
@@ -410,9 +416,16 @@ impl SourceConfig {
             slug: slug.into(),
             backend: None,
             patch_response: PatchResponse::default(),
+            compat: Vec::new(),
             extensions: Vec::new(),
             hooks: Vec::new(),
         }
+    }
+
+    /// The compatibility rules `compat` names.
+    pub fn rules(&self) -> anyhow::Result<Rules> {
+        Rules::from_names(self.compat.iter().map(String::as_str))
+            .map_err(|e| anyhow::anyhow!("source {}: compat: {e}", self.slug))
     }
 
     /// The schema registry: the built-in schemas plus this source's extensions.
@@ -614,6 +627,7 @@ impl Config {
             if !seen.insert(s.slug.to_ascii_lowercase()) {
                 bail!("source {:?} is configured twice", s.slug);
             }
+            s.rules()?;
         }
         if self.paging.max_count == 0 || self.paging.default_count == 0 {
             bail!("paging.default_count and paging.max_count must be at least 1");
@@ -796,6 +810,23 @@ mod tests {
             "postgres://scimd:<redacted>@db:5432/scimd"
         );
         assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+
+    #[test]
+    fn compat_lists_presets_and_rules_and_unknown_names_fail_the_load() {
+        let f = temp_file(
+            "[[sources]]\nslug = \"entra\"\ncompat = [\"entra\", \"-roles_json_strings\"]\n[[sources]]\nslug = \"plain\"\n",
+        );
+        let l = load(Some(&f), &[]).unwrap();
+        let entra = l.config.sources[0].rules().unwrap();
+        assert_eq!(
+            entra,
+            Rules::ENTRA.without(scimd_core::compat::Rule::RolesJsonStrings)
+        );
+        assert_eq!(l.config.sources[1].rules().unwrap(), Rules::DEFAULT);
+        let f = temp_file("[[sources]]\nslug = \"a\"\ncompat = [\"entra\", \"lenient\"]\n");
+        let e = load(Some(&f), &[]).unwrap_err().to_string();
+        assert!(e.contains("\"lenient\"") && e.contains("source a"), "{e}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Prometheus metrics: requests by source, endpoint, method and status; latency histograms;
-//! backend errors. The recorder is process-global, so it is installed once and shared by every
-//! server in the process (tests start several).
+//! backend errors; compatibility rules fired. The recorder is process-global, so it is
+//! installed once and shared by every server in the process (tests start several).
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
@@ -12,6 +12,8 @@ pub const REQUESTS: &str = "scimd_http_requests_total";
 pub const LATENCY: &str = "scimd_http_request_duration_seconds";
 /// Requests that failed in the backend or the state store (answered 500 or 503).
 pub const BACKEND_ERRORS: &str = "scimd_backend_errors_total";
+/// Requests in which a compatibility rule fired, by source and rule.
+pub const COMPAT_RULE_FIRED: &str = "scimd_compat_rule_fired_total";
 
 const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -37,6 +39,10 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                     metrics::describe_counter!(
                         BACKEND_ERRORS,
                         "Requests that failed in the backend or state store (500/503)."
+                    );
+                    metrics::describe_counter!(
+                        COMPAT_RULE_FIRED,
+                        "Requests in which an identity-provider compatibility rule fired."
                     );
                     Some(h)
                 }
@@ -73,4 +79,10 @@ pub fn record_backend_error(source: &str, status: u16) {
         ("status", status.to_string()),
     ];
     metrics::counter!(BACKEND_ERRORS, &labels).increment(1);
+}
+
+/// Records that a compatibility rule fired in a request of `source`.
+pub fn record_rule_fired(source: &str, rule: &str) {
+    let labels = [("source", source.to_string()), ("rule", rule.to_string())];
+    metrics::counter!(COMPAT_RULE_FIRED, &labels).increment(1);
 }

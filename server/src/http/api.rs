@@ -49,6 +49,37 @@ pub struct Authorized {
     pub service: Service,
 }
 
+/// Logs and counts the compatibility rules that fired in a request when dropped, so every way
+/// out of a handler (success, error, `?`) reports them.
+struct FiredReport<'a>(&'a Authorized);
+
+impl Drop for FiredReport<'_> {
+    fn drop(&mut self) {
+        let rules = self.0.service.fired().take();
+        if rules.is_empty() {
+            return;
+        }
+        let source = &self.0.source.slug;
+        let names: Vec<&str> = rules.iter().map(|r| r.name()).collect();
+        let request_id = self
+            .0
+            .service
+            .request()
+            .request_id
+            .as_deref()
+            .unwrap_or_default();
+        tracing::info!(
+            source = %source,
+            request_id = %request_id,
+            rules = %names.join(","),
+            "compatibility rules applied"
+        );
+        for name in names {
+            crate::metrics::record_rule_fired(source, name);
+        }
+    }
+}
+
 /// Bearer token of the source in the path. Tokens are created with `scimd token create`.
 #[derive(SecurityScheme)]
 #[oai(
@@ -354,6 +385,7 @@ pub(crate) mod ops {
         kind: ResourceKind,
         p: ListParams,
     ) -> Result<Reply, ScimError> {
+        let _report = FiredReport(auth);
         let base = base_url(req, &auth.app, &auth.source.slug);
         Ok(Reply::ok(auth.service.list(&base, kind, &p).await?))
     }
@@ -364,6 +396,7 @@ pub(crate) mod ops {
         kind: Option<ResourceKind>,
         body: serde_json::Value,
     ) -> Result<Reply, ScimError> {
+        let _report = FiredReport(auth);
         let p = ListParams::from_search_request(&body)?;
         let base = base_url(req, &auth.app, &auth.source.slug);
         let out = match kind {
@@ -380,6 +413,7 @@ pub(crate) mod ops {
         body: serde_json::Value,
         proj: ProjectionParams<'_>,
     ) -> Result<Reply, ScimError> {
+        let _report = FiredReport(auth);
         let base = base_url(req, &auth.app, &auth.source.slug);
         let r = auth.service.create(&base, kind, &body, proj).await?;
         tracing::info!(source = %auth.source.slug, resource_type = kind.name(), id = %r.id, "created");
@@ -396,6 +430,7 @@ pub(crate) mod ops {
         proj: ProjectionParams<'_>,
         if_none_match: Option<&str>,
     ) -> Result<Reply, ScimError> {
+        let _report = FiredReport(auth);
         let base = base_url(req, &auth.app, &auth.source.slug);
         let r = auth.service.get(&base, kind, id, proj).await?;
         if let Some(inm) = if_none_match
@@ -415,6 +450,7 @@ pub(crate) mod ops {
         if_match: Option<&str>,
         proj: ProjectionParams<'_>,
     ) -> Result<Reply, ScimError> {
+        let _report = FiredReport(auth);
         let base = base_url(req, &auth.app, &auth.source.slug);
         let pre = Precondition::if_match(if_match);
         let r = auth
@@ -434,6 +470,7 @@ pub(crate) mod ops {
         if_match: Option<&str>,
         proj: ProjectionParams<'_>,
     ) -> Result<Reply, ScimError> {
+        let _report = FiredReport(auth);
         let base = base_url(req, &auth.app, &auth.source.slug);
         let pre = Precondition::if_match(if_match);
         let r = auth
@@ -773,6 +810,7 @@ impl ServiceApi {
         _source: Path<String>,
         body: ScimBody<BulkRequestSchema>,
     ) -> ScimResponse<BulkDoc> {
+        let _report = FiredReport(&auth.0);
         let base = base_url(req, &auth.0.app, &auth.0.source.slug);
         bulk::run(
             &auth.0.app.config.bulk,
