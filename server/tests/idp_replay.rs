@@ -9,10 +9,13 @@
 //! switched off by `compat = ["strict"]`.
 //!
 //! The last tests replay Entra ID's concurrent membership pattern — five parallel
-//! single-member PATCHes against one group — for 1,000 members on the memory and SQLite
-//! backends: nothing may be lost.
+//! single-member PATCHes against one group — for 1,000 members on the memory, SQLite and
+//! PostgreSQL backends: nothing may be lost.
 
 #![allow(clippy::unwrap_used)]
+
+#[path = "../../backends/sql/tests/support/pg.rs"]
+mod pg;
 
 use reqwest::Method;
 use scimd_core::state::MemoryStateStore;
@@ -1166,4 +1169,24 @@ async fn entra_concurrent_member_patches_lose_nothing_on_sqlite() {
     five_parallel_single_member_patches_lose_nothing(&s).await;
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// PostgreSQL: a fresh database from the shared test helper (skipped with a message where
+/// PostgreSQL is not available, except under `CI=true`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entra_concurrent_member_patches_lose_nothing_on_postgres() {
+    let Some(url) = pg::new_postgres_url() else {
+        return;
+    };
+    let s = Server::start(replay_config(BackendConfig::Postgres(
+        scimd_backend_sql::PostgresConfig {
+            url: url.clone(),
+            sslmode: Some(scimd_backend_sql::SslMode::Disable),
+            ..Default::default()
+        },
+    )))
+    .await;
+    five_parallel_single_member_patches_lose_nothing(&s).await;
+    drop(s);
+    pg::drop_database(&url);
 }
