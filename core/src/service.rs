@@ -1153,6 +1153,19 @@ mod tests {
     }
 
     #[test]
+    fn value_filters_are_taken_out_of_attribute_lists() {
+        assert_eq!(without_value_filters("userName,emails"), None);
+        assert_eq!(
+            without_value_filters("emails[type eq \"work\"]").as_deref(),
+            Some("emails")
+        );
+        assert_eq!(
+            without_value_filters("userName,emails[value eq \"a]b,c\"].value,name").as_deref(),
+            Some("userName,emails.value,name")
+        );
+    }
+
+    #[test]
     fn refs_follow_member_type_and_base_url() {
         let mut g = json!({"members": [
             {"value": "u1", "type": "User"},
