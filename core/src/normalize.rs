@@ -39,8 +39,9 @@
 //! number; dateTime = an RFC 3339 string; binary = a base64 string (RFC 4648 §4, padding
 //! optional); complex = a JSON object of known sub-attributes (one level only, so recursion is
 //! bounded by the schema). Multi-valued attributes are JSON arrays; a single value sent for a
-//! multi-valued attribute is wrapped into a one-element array ([`Rules::wrap_single_values`]).
-//! A single-valued attribute given an array is `invalidValue`. Values are stored exactly as sent:
+//! multi-valued attribute is wrapped into a one-element array (rule `single_value_lists`).
+//! A single-valued attribute given an array is `invalidValue` (a one-element array for a complex
+//! one is its value under `single_element_arrays`). Values are stored exactly as sent:
 //! no trimming, no case folding.
 //!
 //! **Required** attributes and sub-attributes must have a value (an empty string counts as none)
