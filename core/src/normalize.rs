@@ -588,7 +588,9 @@ impl<'a> RawAttrs<'a> {
         };
         match target {
             Target::Ignored => {
-                if self.cx.tolerate(Rule::LenientSchemas) {
+                // Stored attributes may hold an extension the source no longer hosts; they are
+                // kept as they are, as before it was removed.
+                if self.cx.purpose == Purpose::Check || self.cx.tolerate(Rule::LenientSchemas) {
                     Ok(())
                 } else {
                     Err(ScimError::invalid_syntax(format!(
@@ -2174,6 +2176,14 @@ mod tests {
         assert!(validate(rt, wrong_type.as_object().unwrap(), None).is_err());
         let unknown = json!({"userName": "a", "bogus": 1});
         assert!(validate(rt, unknown.as_object().unwrap(), None).is_err());
+    }
+
+    #[test]
+    fn validate_keeps_data_of_extensions_no_longer_hosted() {
+        let reg = reg();
+        let rt = reg.resource_type(ResourceKind::User);
+        let attrs = json!({"userName": "a", "urn:example:gone:2.0:User": {"badge": 1}});
+        assert!(validate(rt, attrs.as_object().unwrap(), None).is_ok());
     }
 
     #[test]

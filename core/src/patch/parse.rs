@@ -100,13 +100,17 @@ pub(super) fn parse_body(body: &Value, cx: &Ctx<'_>) -> Result<Vec<PatchOp>, Sci
     let obj = body
         .as_object()
         .ok_or_else(|| ScimError::invalid_syntax("A PATCH body must be a JSON object"))?;
-    let has_schema = get_ci(obj, "schemas")?
+    let listed = get_ci(obj, "schemas")?
         .and_then(Value::as_array)
-        .is_some_and(|s| {
+        .and_then(|s| {
             s.iter()
                 .filter_map(Value::as_str)
-                .any(|s| s.eq_ignore_ascii_case(PATCH_OP_SCHEMA))
+                .find(|s| s.eq_ignore_ascii_case(PATCH_OP_SCHEMA))
         });
+    let has_schema = match listed {
+        Some(s) => s == PATCH_OP_SCHEMA || cx.tolerate(Rule::UrnCase),
+        None => false,
+    };
     if !has_schema {
         return Err(ScimError::invalid_syntax(format!(
             "A PATCH body must list {PATCH_OP_SCHEMA} in \"schemas\""

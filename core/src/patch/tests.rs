@@ -1900,3 +1900,25 @@ fn conforming_patches_fire_no_rule() {
     assert!(r.is_ok());
     assert!(fired.is_empty(), "{fired:?}");
 }
+
+#[test]
+fn urn_case_accepts_another_spelling_of_the_patch_op_urn() {
+    use crate::compat::{Fired, Rule, Rules};
+    let b = json!({"schemas": ["URN:IETF:PARAMS:SCIM:API:MESSAGES:2.0:PATCHOP"],
+        "Operations": [{"op": "replace", "path": "nickName", "value": "n"}]});
+    let fired = Fired::new();
+    assert!(
+        PatchRequest::parse_with(&b, registry(), ResourceKind::User, &Rules::DEFAULT, &fired)
+            .is_ok()
+    );
+    assert!(fired.contains(Rule::UrnCase));
+    let e = PatchRequest::parse_with(
+        &b,
+        registry(),
+        ResourceKind::User,
+        &Rules::STRICT,
+        &Fired::new(),
+    )
+    .unwrap_err();
+    assert_eq!(e.scim_type, Some(ScimType::InvalidSyntax));
+}
