@@ -28,7 +28,11 @@ pub fn registry() -> Arc<SchemaRegistry> {
 pub fn sqlite_file_config() -> SqliteConfig {
     static CLEANED: OnceLock<()> = OnceLock::new();
     static SEQ: AtomicUsize = AtomicUsize::new(0);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("scimd-sql-tests");
+    // Integration tests get a target-local scratch folder; the `perf` example, which shares
+    // this module, falls back to the system's temporary directory.
+    let dir = option_env!("CARGO_TARGET_TMPDIR")
+        .map_or_else(std::env::temp_dir, PathBuf::from)
+        .join("scimd-sql-tests");
     let exe = std::env::current_exe()
         .ok()
         .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))

@@ -1,9 +1,10 @@
-//! Latency figures of the SQLite store at scale, printed rather than asserted (run with
-//! `cargo test --release -p scimd-backend-sql --test perf -- --ignored --nocapture`;
-//! `SCIMD_PERF_USERS` sets the directory size, default 100,000).
+//! Latency figures of the SQLite store at scale, printed rather than asserted: a measurement,
+//! not a test. Run with `cargo run --release -p scimd-backend-sql --example perf`;
+//! `SCIMD_PERF_USERS` sets the directory size (default 100,000).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/support/mod.rs"]
 mod support;
 
 use scimd_core::query::{CursorPosition, Page, Query};
@@ -28,9 +29,8 @@ fn report(what: &str, v: Vec<Duration>) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement, not a check: run by hand"]
-async fn sqlite_latencies_at_scale() {
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
     let n: usize = std::env::var("SCIMD_PERF_USERS")
         .ok()
         .and_then(|s| s.parse().ok())
