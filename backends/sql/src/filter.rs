@@ -21,7 +21,7 @@ use crate::search::{fold, normalize_datetime};
 use scimd_core::filter::{CompValue, CompareOp, Filter};
 use scimd_core::path::AttrPath;
 use scimd_core::query::Sort;
-use scimd_core::schema::{AttrType, AttributeDef, ResourceTypeDef};
+use scimd_core::schema::{AttrType, AttributeDef, Resolved, ResourceTypeDef};
 use scimd_core::{BackendError, ResourceKind};
 
 /// The deepest filter translated. The parser already caps nesting far below this; the bound
@@ -40,6 +40,21 @@ struct JsonLoc {
 }
 
 impl JsonLoc {
+    /// The resource's search copy at a resolved top-level attribute: under the extension URN
+    /// for extension attributes.
+    fn attribute(res: &Resolved<'_>) -> JsonLoc {
+        let mut path = Vec::with_capacity(2);
+        if !res.is_core {
+            path.push(res.schema.to_string());
+        }
+        path.push(res.attr.name.clone());
+        JsonLoc {
+            base: "r.search".into(),
+            prefix: None,
+            path,
+        }
+    }
+
     fn child(&self, key: &str) -> JsonLoc {
         let mut l = self.clone();
         l.path.push(key.to_string());
@@ -374,15 +389,7 @@ impl<'a> Translator<'a> {
                 _ => {}
             }
         }
-        let mut loc = JsonLoc {
-            base: "r.search".into(),
-            prefix: None,
-            path: Vec::new(),
-        };
-        if !res.is_core {
-            loc.path.push(res.schema.to_string());
-        }
-        loc.path.push(attr.name.clone());
+        let loc = JsonLoc::attribute(&res);
         match sub {
             None => self.json_leaf(sql, loc, attr, leaf),
             Some(sub) if attr.multi_valued => {
@@ -512,15 +519,7 @@ impl<'a> Translator<'a> {
                 _ => {}
             }
         }
-        let mut loc = JsonLoc {
-            base: "r.search".into(),
-            prefix: None,
-            path: Vec::new(),
-        };
-        if !res.is_core {
-            loc.path.push(res.schema.to_string());
-        }
-        loc.path.push(attr.name.clone());
+        let loc = JsonLoc::attribute(&res);
         if attr.attr_type != AttrType::Complex {
             // The resolver refuses this; the reference matches nothing.
             sql.push("1 = 0");
@@ -1062,15 +1061,7 @@ impl<'a> Translator<'a> {
                 _ => {}
             }
         }
-        let mut loc = JsonLoc {
-            base: "r.search".into(),
-            prefix: None,
-            path: Vec::new(),
-        };
-        if !res.is_core {
-            loc.path.push(res.schema.to_string());
-        }
-        loc.path.push(attr.name.clone());
+        let mut loc = JsonLoc::attribute(&res);
         let (target, value_key) = match sub {
             Some(sub) => (sub, Some(sub.name.clone())),
             None if attr.attr_type == AttrType::Complex => match attr.sub_attribute("value") {
