@@ -84,9 +84,7 @@
 use crate::error::ScimError;
 use crate::path::{AttrPath, starts_with_urn};
 use crate::resource::{Resource, parse_time};
-use crate::schema::{
-    AttrType, AttributeDef, Mutability, ResourceKind, ResourceTypeDef, common_attributes,
-};
+use crate::schema::{AttrType, AttributeDef, Mutability, ResourceKind, ResourceTypeDef};
 use base64::Engine as _;
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -261,7 +259,7 @@ pub fn normalize_value_with(
 /// Which part of the canonical attributes an attribute lives in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Scope {
-    /// `id`, `externalId`, `meta`.
+    /// `id`, `externalId` (when the type hosts it), `meta`.
     Common,
     /// The core schema: stored at the top level.
     Core,
@@ -272,7 +270,7 @@ enum Scope {
 impl Scope {
     fn defs(self, rt: &ResourceTypeDef) -> &[AttributeDef] {
         match self {
-            Scope::Common => common_attributes(),
+            Scope::Common => rt.common_attributes(),
             Scope::Core => &rt.schema.attributes,
             Scope::Ext(i) => rt
                 .extensions
@@ -306,7 +304,7 @@ impl Scope {
 
 /// Every top-level attribute of a resource type with its scope, in canonical order.
 fn top_level_defs(rt: &ResourceTypeDef) -> impl Iterator<Item = (Scope, &AttributeDef)> {
-    let common = common_attributes().iter().map(|d| (Scope::Common, d));
+    let common = rt.common_attributes().iter().map(|d| (Scope::Common, d));
     let core = rt.schema.attributes.iter().map(|d| (Scope::Core, d));
     let ext = rt
         .extensions

@@ -107,6 +107,19 @@ pub(super) fn common() -> &'static [AttributeDef] {
     })
 }
 
+/// The common attributes of a type that does not host `externalId` (a store that cannot keep
+/// it): `id` and `meta`.
+pub(super) fn common_without_external_id() -> &'static [AttributeDef] {
+    static COMMON: OnceLock<Vec<AttributeDef>> = OnceLock::new();
+    COMMON.get_or_init(|| {
+        common()
+            .iter()
+            .filter(|a| a.name != "externalId")
+            .cloned()
+            .collect()
+    })
+}
+
 pub(super) fn user_schema() -> Schema {
     let email_types = ["work", "home", "other"];
     Schema {

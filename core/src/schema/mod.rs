@@ -3,7 +3,8 @@
 //!
 //! `/Schemas` and `/ResourceTypes` are rendered from this model ([`Schema::to_json`],
 //! [`ResourceTypeDef::to_json`]); custom extension schemas are read from JSON with
-//! [`Schema::from_json`] and added with [`SchemaRegistry::add_extension`].
+//! [`Schema::from_json`] and added with [`SchemaRegistry::add_extension`]. A store that cannot
+//! hold every attribute serves a registry [narrowed](SchemaRegistry::narrowed) to what it can.
 
 mod builtin;
 
@@ -16,6 +17,7 @@ use crate::error::ScimError;
 use crate::path::AttrPath;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// The data type of an attribute (RFC 7643 §2.3).
@@ -393,6 +395,10 @@ pub struct ResourceTypeDef {
     pub schema: Arc<Schema>,
     /// Extension schemas, in registration order.
     pub extensions: Vec<Extension>,
+    /// Whether the type hosts the common attribute `externalId` (`id` and `meta` it always
+    /// hosts). `false` only in a registry [narrowed](SchemaRegistry::narrowed) to a store that
+    /// cannot keep it.
+    pub external_id: bool,
 }
 
 impl ResourceTypeDef {
@@ -415,6 +421,23 @@ impl ResourceTypeDef {
                 "location": format!("{location}/ResourceTypes/{name}"),
             }
         })
+    }
+
+    /// The common attributes (RFC 7643 §3.1) this type hosts: `id`, `externalId` (unless
+    /// narrowed away) and `meta`.
+    pub fn common_attributes(&self) -> &'static [AttributeDef] {
+        if self.external_id {
+            common_attributes()
+        } else {
+            builtin::common_without_external_id()
+        }
+    }
+
+    /// Looks up a common attribute this type hosts, case-insensitively.
+    pub fn common_attribute(&self, name: &str) -> Option<&'static AttributeDef> {
+        self.common_attributes()
+            .iter()
+            .find(|a| a.name.eq_ignore_ascii_case(name))
     }
 
     /// Finds an extension by URN, case-insensitively.
@@ -442,7 +465,7 @@ impl ResourceTypeDef {
     /// Resolves a path to its attribute definition.
     ///
     /// Resolution is case-insensitive. A path without URN is looked up among the common
-    /// attributes (`id`, `externalId`, `meta`), then the core schema, then — as RFC 7644 §3.10
+    /// attributes the type hosts (`id`, `externalId`, `meta`), then the core schema, then — as RFC 7644 §3.10
     /// allows for unambiguous names — the extensions. A URN path must name the core schema or a
     /// registered extension.
     pub fn resolve(&self, path: &AttrPath) -> Option<Resolved<'_>> {
@@ -450,14 +473,15 @@ impl ResourceTypeDef {
             Some(urn) => {
                 let schema = self.schema_by_urn(urn)?;
                 let attr = if schema.id == self.schema.id {
-                    common_attribute(&path.name).or_else(|| schema.attribute(&path.name))?
+                    self.common_attribute(&path.name)
+                        .or_else(|| schema.attribute(&path.name))?
                 } else {
                     schema.attribute(&path.name)?
                 };
                 (schema, attr)
             }
             None => {
-                if let Some(a) = common_attribute(&path.name) {
+                if let Some(a) = self.common_attribute(&path.name) {
                     (&self.schema, a)
                 } else if let Some(a) = self.schema.attribute(&path.name) {
                     (&self.schema, a)
@@ -549,12 +573,14 @@ impl SchemaRegistry {
                     schema: Arc::new(builtin::enterprise_user_schema()),
                     required: false,
                 }],
+                external_id: true,
             },
             group: ResourceTypeDef {
                 kind: ResourceKind::Group,
                 description: "Group".into(),
                 schema: Arc::new(builtin::group_schema()),
                 extensions: Vec::new(),
+                external_id: true,
             },
         }
     }
@@ -605,6 +631,91 @@ impl SchemaRegistry {
         self.schemas()
             .into_iter()
             .find(|s| s.id.eq_ignore_ascii_case(urn))
+    }
+
+    /// A copy in which resource type `kind` hosts only the attributes `keep` names — what a
+    /// store that cannot hold everything (an LDAP directory without lossless mode) can keep.
+    /// `/Schemas` and `/ResourceTypes` rendered from it list exactly that, and bodies, PATCH
+    /// paths and filters naming anything else are refused as unknown attributes.
+    ///
+    /// A path naming an attribute (`name`, `members`) keeps it whole; a path naming a
+    /// sub-attribute (`name.givenName`) keeps its parent with the named sub-attributes only,
+    /// in schema order. `id` and `meta` are always kept, `externalId` only when named. The core
+    /// schema is always kept, an extension only when one of its attributes is. Every
+    /// characteristic of a kept attribute is unchanged, and the other resource type is left as
+    /// it is. Fails when a path names nothing in this registry.
+    pub fn narrowed(&self, kind: ResourceKind, keep: &[AttrPath]) -> Result<Self, ScimError> {
+        let rt = self.resource_type(kind);
+        // (schema URN, attribute, sub-attribute), canonical spellings; no sub = the whole one.
+        let mut kept: BTreeSet<(&str, &str, Option<&str>)> = BTreeSet::new();
+        let mut external_id = false;
+        for path in keep {
+            let r = rt.resolve(path).ok_or_else(|| {
+                ScimError::invalid_syntax(format!(
+                    "{}: cannot keep {path}: no such attribute",
+                    kind.name()
+                ))
+            })?;
+            if r.is_core && rt.common_attribute(&r.attr.name).is_some() {
+                external_id |= r.attr.name == "externalId";
+                continue;
+            }
+            kept.insert((r.schema, &r.attr.name, r.sub.map(|s| s.name.as_str())));
+        }
+        let narrow = |schema: &Schema| -> Schema {
+            let attributes = schema
+                .attributes
+                .iter()
+                .filter_map(|a| {
+                    if kept.contains(&(schema.id.as_str(), a.name.as_str(), None)) {
+                        return Some(a.clone());
+                    }
+                    let subs: Vec<AttributeDef> = a
+                        .sub_attributes
+                        .iter()
+                        .filter(|s| {
+                            kept.contains(&(
+                                schema.id.as_str(),
+                                a.name.as_str(),
+                                Some(s.name.as_str()),
+                            ))
+                        })
+                        .cloned()
+                        .collect();
+                    (!subs.is_empty()).then(|| AttributeDef {
+                        sub_attributes: subs,
+                        ..a.clone()
+                    })
+                })
+                .collect();
+            Schema {
+                id: schema.id.clone(),
+                name: schema.name.clone(),
+                description: schema.description.clone(),
+                attributes,
+            }
+        };
+        let narrowed = ResourceTypeDef {
+            kind,
+            description: rt.description.clone(),
+            schema: Arc::new(narrow(&rt.schema)),
+            extensions: rt
+                .extensions
+                .iter()
+                .map(|e| Extension {
+                    schema: Arc::new(narrow(&e.schema)),
+                    required: e.required,
+                })
+                .filter(|e| !e.schema.attributes.is_empty())
+                .collect(),
+            external_id: rt.external_id && external_id,
+        };
+        let mut out = self.clone();
+        match kind {
+            ResourceKind::User => out.user = narrowed,
+            ResourceKind::Group => out.group = narrowed,
+        }
+        Ok(out)
     }
 }
 
@@ -722,6 +833,178 @@ mod tests {
                 {"name": "a", "type": "string"}, {"name": "A", "type": "string"}]}),
         ] {
             assert!(Schema::from_json(&bad).is_err(), "{bad}");
+        }
+    }
+
+    fn paths(list: &[&str]) -> Vec<AttrPath> {
+        list.iter().map(|p| AttrPath::parse(p).unwrap()).collect()
+    }
+
+    fn names(schema: &Schema) -> Vec<&str> {
+        schema.attributes.iter().map(|a| a.name.as_str()).collect()
+    }
+
+    #[test]
+    fn narrowing_keeps_named_attributes_and_only_the_named_sub_attributes() {
+        let reg = SchemaRegistry::new();
+        let narrowed = reg
+            .narrowed(
+                ResourceKind::User,
+                &paths(&[
+                    "userName",
+                    "EMAILS.value",
+                    "emails.type",
+                    "name.givenName",
+                    "name.familyName",
+                    "groups",
+                    "active",
+                ]),
+            )
+            .unwrap();
+        let user = narrowed.schema(USER).unwrap();
+        // Schema order, not the order of the paths.
+        assert_eq!(
+            names(user),
+            ["userName", "name", "active", "emails", "groups"]
+        );
+        let name = user.attribute("name").unwrap();
+        let subs: Vec<&str> = name
+            .sub_attributes
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(subs, ["familyName", "givenName"]);
+        let emails = user.attribute("emails").unwrap();
+        assert!(emails.multi_valued);
+        assert_eq!(emails.sub_attributes.len(), 2);
+        // A whole attribute keeps every sub-attribute and characteristic.
+        let full = reg.schema(USER).unwrap();
+        assert_eq!(user.attribute("groups"), full.attribute("groups"));
+        assert_eq!(user.attribute("userName"), full.attribute("userName"));
+        let rt = narrowed.resource_type(ResourceKind::User);
+        for unknown in [
+            "nickName",
+            "x509Certificates",
+            "ims.value",
+            "name.middleName",
+            "emails.display",
+        ] {
+            assert!(
+                rt.resolve(&AttrPath::parse(unknown).unwrap()).is_none(),
+                "{unknown}"
+            );
+        }
+        // Groups are untouched.
+        assert_eq!(
+            narrowed.resource_type(ResourceKind::Group),
+            reg.resource_type(ResourceKind::Group)
+        );
+    }
+
+    #[test]
+    fn narrowing_always_keeps_id_and_meta_and_external_id_only_when_named() {
+        let reg = SchemaRegistry::new();
+        let without = reg
+            .narrowed(ResourceKind::Group, &paths(&["displayName", "members"]))
+            .unwrap();
+        let rt = without.resource_type(ResourceKind::Group);
+        assert!(!rt.external_id);
+        for p in ["id", "meta.version", "displayName", "members.value"] {
+            assert!(rt.resolve(&AttrPath::parse(p).unwrap()).is_some(), "{p}");
+        }
+        assert!(
+            rt.resolve(&AttrPath::parse("externalId").unwrap())
+                .is_none()
+        );
+        let common: Vec<&str> = rt
+            .common_attributes()
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(common, ["id", "meta"]);
+        let with = reg
+            .narrowed(
+                ResourceKind::Group,
+                &paths(&["displayName", "externalId", "id"]),
+            )
+            .unwrap();
+        let rt = with.resource_type(ResourceKind::Group);
+        assert!(rt.external_id);
+        assert!(
+            rt.resolve(&AttrPath::parse("externalId").unwrap())
+                .is_some()
+        );
+        assert_eq!(names(&rt.schema), ["displayName"]);
+    }
+
+    #[test]
+    fn narrowing_drops_extensions_with_no_kept_attribute() {
+        let reg = SchemaRegistry::new();
+        let without = reg
+            .narrowed(ResourceKind::User, &paths(&["userName"]))
+            .unwrap();
+        assert!(without.schema(ENTERPRISE_USER).is_none());
+        let rt = without.resource_type(ResourceKind::User).to_json("");
+        assert_eq!(rt["schemaExtensions"], json!([]));
+        // An extension attribute kept with or without its URN keeps the extension.
+        for keep in [
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+            "manager.value",
+        ] {
+            let with = reg
+                .narrowed(ResourceKind::User, &paths(&["userName", keep]))
+                .unwrap();
+            let ext = with.schema(ENTERPRISE_USER).unwrap();
+            assert_eq!(names(ext), ["manager"]);
+            let manager = ext.attribute("manager").unwrap();
+            assert_eq!(manager.sub_attributes.len(), 1);
+            assert!(manager.sub_attributes[0].required);
+            let rt = with.resource_type(ResourceKind::User).to_json("");
+            assert_eq!(rt["schemaExtensions"][0]["schema"], ENTERPRISE_USER);
+        }
+    }
+
+    #[test]
+    fn narrowing_to_an_unknown_path_fails() {
+        let reg = SchemaRegistry::new();
+        for bad in ["bogus", "name.nope", "urn:example:x:1.0:User:a"] {
+            assert!(
+                reg.narrowed(ResourceKind::User, &paths(&["userName", bad]))
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        // Group attributes are not User attributes.
+        assert!(
+            reg.narrowed(ResourceKind::User, &paths(&["members"]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn bodies_with_attributes_a_narrowed_type_does_not_host_are_refused() {
+        use crate::normalize::{WriteMode, prepare};
+        let reg = SchemaRegistry::new()
+            .narrowed(
+                ResourceKind::User,
+                &paths(&["userName", "name.givenName", "emails.value"]),
+            )
+            .unwrap();
+        let rt = reg.resource_type(ResourceKind::User);
+        let ok = json!({"schemas": [USER], "userName": "b", "name": {"givenName": "B"}});
+        assert!(prepare(rt, &ok, WriteMode::Create).is_ok());
+        for extra in [
+            json!({"nickName": "x"}),
+            json!({"name": {"middleName": "x"}}),
+            json!({"externalId": "x"}),
+            json!({"emails": [{"value": "a@x", "display": "x"}]}),
+        ] {
+            let mut body = ok.clone();
+            for (k, v) in extra.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let err = prepare(rt, &body, WriteMode::Create).unwrap_err();
+            assert_eq!(err.status, 400, "{body}");
         }
     }
 
