@@ -15,7 +15,7 @@ use scimd_core::patch::{Member, MembershipDelta};
 use scimd_core::query::{Load, Query, QueryPage};
 use scimd_core::resource::{Meta, Resource, Version, format_time, now, parse_time};
 use scimd_core::schema::{ResourceKind, SchemaRegistry};
-use scimd_core::{Backend, BackendError, Capabilities, PatchRequest};
+use scimd_core::{AttrPath, Backend, BackendError, Capabilities, PatchRequest};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -156,6 +156,66 @@ impl LdapBackend {
     /// The schema registry of a source.
     pub fn schemas(&self, source: &str) -> &Arc<SchemaRegistry> {
         self.source_registries.get(source).unwrap_or(&self.registry)
+    }
+
+    /// The SCIM attribute paths resources of `kind` can hold, resolved against `registry`
+    /// (a source's schemas), or `None` when they can hold every attribute of it.
+    ///
+    /// Without lossless mode that is what the mapping stores (see the crate documentation,
+    /// "Storage modes"). Lossless mode keeps everything else in its JSON copy — except a
+    /// password, which only the `password` setting can write: with `password = none`, every
+    /// user attribute but `password`.
+    pub fn storable_paths(
+        &self,
+        registry: &SchemaRegistry,
+        kind: ResourceKind,
+    ) -> Option<Vec<AttrPath>> {
+        let rt = registry.resource_type(kind);
+        let obj = self.obj(kind);
+        if !self.lossless {
+            return Some(obj.storable_paths(rt));
+        }
+        if kind != ResourceKind::User || obj.password != PasswordConfig::None {
+            return None;
+        }
+        let top = |urn: Option<&str>, name: &str| AttrPath {
+            urn: urn.map(str::to_string),
+            name: name.to_string(),
+            sub: None,
+        };
+        let core = rt.schema.attributes.iter().map(|a| top(None, &a.name));
+        let ext = rt.extensions.iter().flat_map(|e| {
+            e.schema
+                .attributes
+                .iter()
+                .map(|a| top(Some(&e.schema.id), &a.name))
+        });
+        let common = rt.external_id.then(|| top(None, "externalId"));
+        Some(
+            core.chain(ext)
+                .chain(common)
+                .filter(|p| p.name != "password")
+                .collect(),
+        )
+    }
+
+    /// `registry` narrowed to what this backend can store ([`LdapBackend::storable_paths`],
+    /// [`SchemaRegistry::narrowed`]): the registry a source served by this backend validates
+    /// bodies, PATCH paths and filters with and lists at `/Schemas`.
+    pub fn hosted_schemas(
+        &self,
+        registry: &Arc<SchemaRegistry>,
+    ) -> Result<Arc<SchemaRegistry>, ConfigError> {
+        let mut out = registry.clone();
+        for kind in ResourceKind::ALL {
+            if let Some(paths) = self.storable_paths(registry, kind) {
+                out = Arc::new(
+                    out.narrowed(kind, &paths)
+                        .map_err(|e| ConfigError(e.detail))?,
+                );
+            }
+        }
+        Ok(out)
     }
 
     fn obj(&self, kind: ResourceKind) -> &ObjectMap {
@@ -2659,6 +2719,76 @@ impl Backend for LdapBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn backend(lossless: bool, password: Option<PasswordConfig>) -> LdapBackend {
+        let mut c = LdapConfig::new("ldap://127.0.0.1:1", "dc=example,dc=org");
+        c.lossless = lossless;
+        c.users.password = password;
+        LdapBackend::new(&c, Arc::new(SchemaRegistry::new())).unwrap()
+    }
+
+    fn attribute_names(reg: &SchemaRegistry, urn: &str) -> Vec<String> {
+        reg.schema(urn)
+            .map(|s| s.attributes.iter().map(|a| a.name.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn mapped_sources_host_only_what_the_mapping_stores() {
+        let b = backend(false, None);
+        let hosted = b.hosted_schemas(&Arc::new(SchemaRegistry::new())).unwrap();
+        let user = hosted.resource_type(ResourceKind::User);
+        let name = user.schema.attribute("name").unwrap();
+        assert!(name.sub_attribute("givenName").is_some());
+        assert!(name.sub_attribute("middleName").is_none());
+        for gone in ["x509Certificates", "ims", "nickName", "photos", "locale"] {
+            assert!(user.schema.attribute(gone).is_none(), "{gone}");
+        }
+        assert!(!user.external_id);
+        assert_eq!(
+            attribute_names(&hosted, scimd_core::schema::ENTERPRISE_USER),
+            ["employeeNumber", "organization", "department", "manager"]
+        );
+        assert_eq!(
+            attribute_names(&hosted, scimd_core::schema::GROUP),
+            ["displayName", "members"]
+        );
+    }
+
+    #[test]
+    fn lossless_sources_host_every_attribute_but_an_unwritable_password() {
+        let reg = Arc::new(SchemaRegistry::new());
+        let b = backend(true, None);
+        assert!(b.storable_paths(&reg, ResourceKind::User).is_none());
+        assert!(Arc::ptr_eq(&b.hosted_schemas(&reg).unwrap(), &reg));
+        // With passwords not written, everything but `password`, custom extensions included.
+        let mut custom = SchemaRegistry::new();
+        let ext = scimd_core::schema::Schema::from_json(&serde_json::json!({
+            "id": "urn:example:ext:1.0:User",
+            "attributes": [{"name": "badge", "type": "string"}]
+        }))
+        .unwrap();
+        custom
+            .add_extension(ResourceKind::User, ext, false)
+            .unwrap();
+        let custom = Arc::new(custom);
+        let hosted = backend(true, Some(PasswordConfig::None))
+            .hosted_schemas(&custom)
+            .unwrap();
+        let user = hosted.resource_type(ResourceKind::User);
+        assert!(user.schema.attribute("password").is_none());
+        assert!(user.external_id);
+        let full = custom.resource_type(ResourceKind::User);
+        assert_eq!(
+            user.schema.attributes.len(),
+            full.schema.attributes.len() - 1
+        );
+        assert_eq!(user.extensions, full.extensions);
+        assert_eq!(
+            hosted.resource_type(ResourceKind::Group),
+            custom.resource_type(ResourceKind::Group)
+        );
+    }
 
     #[test]
     fn dns_split_respecting_escapes() {

@@ -36,6 +36,14 @@
 //! - **Mapped** (`lossless = false`): only mapped attributes are stored, the version comes
 //!   from the directory (`entryCSN` — see the version rules in the `meta` module —, or
 //!   `uSNChanged`) and writes are conditional on `entryCSN` with the assertion control.
+//!   [`LdapBackend::storable_paths`] lists what the mapping can hold and
+//!   [`LdapBackend::hosted_schemas`] narrows a source's schemas to it: served that way,
+//!   `/Schemas` lists only those attributes, and bodies, PATCH paths and filters naming any
+//!   other are refused as unknown attributes (`invalidSyntax`, `invalidPath`, `invalidFilter`)
+//!   — or dropped and counted under the source's `ignore_unknown_attributes` rule — instead
+//!   of being accepted and lost. (Called directly, the backend skips what it cannot store.)
+//!   Elements of a multi-valued attribute whose `type` no mapping selects (`emails` of type
+//!   `home` when only `work` is mapped) are not stored.
 //! - **Lossless** (`lossless = true`): entries also carry the `scimdObject` auxiliary class
 //!   (`schema/scimd.schema`), whose JSON copy keeps every SCIM attribute, exact timestamps,
 //!   member display names and a version counter; the mapped LDAP attributes are still

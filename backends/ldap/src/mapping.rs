@@ -727,6 +727,63 @@ pub(crate) fn normalize_dn(dn: &str) -> String {
 pub(crate) type DnIds = HashMap<String, String>;
 
 impl ObjectMap {
+    /// The SCIM paths entries of this type can hold without lossless mode — what the schema
+    /// served for the type is narrowed to ([`SchemaRegistry::narrowed`]):
+    /// - every mapped path (`name.givenName`, `emails.value`, `externalId` when mapped);
+    /// - of a mapped multi-valued attribute, `type` when a mapping selects elements by it (the
+    ///   LDAP attribute a value is read from gives its type back) and `primary` (it picks the
+    ///   value a single-valued LDAP attribute keeps and orders the others; it is not read
+    ///   back), where the attribute has them;
+    /// - `active` and `password` when configured;
+    /// - `groups` of users and `members` of groups, which the directory relates.
+    pub fn storable_paths(&self, rt: &ResourceTypeDef) -> Vec<AttrPath> {
+        let mut out: Vec<AttrPath> = Vec::new();
+        let mut push = |p: AttrPath| {
+            if rt.resolve(&p).is_some() && !out.contains(&p) {
+                out.push(p);
+            }
+        };
+        for m in &self.attrs {
+            push(m.scim.path());
+            if m.scim.multi_valued {
+                let element = |sub: &str| AttrPath {
+                    sub: Some(sub.to_string()),
+                    ..m.scim.path()
+                };
+                if self.attrs.iter().any(|o| {
+                    o.scim.name == m.scim.name
+                        && o.scim.ext == m.scim.ext
+                        && o.scim.type_eq.is_some()
+                }) {
+                    push(element("type"));
+                }
+                push(element("primary"));
+            }
+        }
+        let top = |name: &str| AttrPath {
+            urn: None,
+            name: name.to_string(),
+            sub: None,
+        };
+        match self.kind {
+            ResourceKind::User => {
+                if self.active.is_some() {
+                    push(top("active"));
+                }
+                if self.password != PasswordConfig::None {
+                    push(top("password"));
+                }
+                push(top("groups"));
+            }
+            ResourceKind::Group => {
+                if self.member_attr.is_some() {
+                    push(top("members"));
+                }
+            }
+        }
+        out
+    }
+
     /// The LDAP attributes to request for this type (besides the operational ones).
     pub fn read_attrs(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
@@ -1206,6 +1263,79 @@ mod tests {
             write_active(&a, Some(true), Some(&e)),
             Some(vec!["66048".into()])
         );
+    }
+
+    fn storable(m: &ObjectMap) -> Vec<String> {
+        let reg = SchemaRegistry::new();
+        m.storable_paths(reg.resource_type(m.kind))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn the_openldap_preset_stores_its_mapped_paths_and_the_relations() {
+        let m = openldap();
+        let users = storable(&m.users);
+        for p in [
+            "userName",
+            "name.givenName",
+            "name.familyName",
+            "name.formatted",
+            "emails.value",
+            "emails.type",
+            "emails.primary",
+            "phoneNumbers.value",
+            "addresses.locality",
+            "addresses.type",
+            "active",
+            "password",
+            "groups",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager.value",
+        ] {
+            assert!(users.iter().any(|u| u == p), "{p} missing from {users:?}");
+        }
+        for p in [
+            "externalId",
+            "nickName",
+            "x509Certificates.value",
+            "ims.value",
+            "emails.display",
+            "name.middleName",
+            "addresses.country",
+        ] {
+            assert!(!users.iter().any(|u| u == p), "{p} in {users:?}");
+        }
+        assert_eq!(storable(&m.groups), ["displayName", "members"]);
+    }
+
+    #[test]
+    fn storable_paths_follow_the_configured_mapping() {
+        let mut c = LdapConfig::new("ldap://x", "dc=example,dc=org");
+        c.users
+            .extra_attributes
+            .push(am("externalId", "carLicense"));
+        c.users.unmapped.push("name.givenName".into());
+        c.users.password = Some(PasswordConfig::None);
+        let m = c.build_mapping(&SchemaRegistry::new()).unwrap();
+        let users = storable(&m.users);
+        assert!(users.iter().any(|u| u == "externalId"));
+        assert!(!users.iter().any(|u| u == "name.givenName"));
+        assert!(!users.iter().any(|u| u == "password"));
+        // The narrowed schema hosts exactly that.
+        let reg = SchemaRegistry::new()
+            .narrowed(
+                ResourceKind::User,
+                &m.users
+                    .storable_paths(SchemaRegistry::new().resource_type(ResourceKind::User)),
+            )
+            .unwrap();
+        let rt = reg.resource_type(ResourceKind::User);
+        assert!(rt.external_id);
+        let name = rt.schema.attribute("name").unwrap();
+        assert!(name.sub_attribute("givenName").is_none());
+        assert!(name.sub_attribute("familyName").is_some());
+        assert!(rt.schema.attribute("password").is_none());
     }
 
     #[test]
