@@ -170,52 +170,18 @@ impl LdapBackend {
         registry: &SchemaRegistry,
         kind: ResourceKind,
     ) -> Option<Vec<AttrPath>> {
-        let rt = registry.resource_type(kind);
-        let obj = self.obj(kind);
-        if !self.lossless {
-            return Some(obj.storable_paths(rt));
-        }
-        if kind != ResourceKind::User || obj.password != PasswordConfig::None {
-            return None;
-        }
-        let top = |urn: Option<&str>, name: &str| AttrPath {
-            urn: urn.map(str::to_string),
-            name: name.to_string(),
-            sub: None,
-        };
-        let core = rt.schema.attributes.iter().map(|a| top(None, &a.name));
-        let ext = rt.extensions.iter().flat_map(|e| {
-            e.schema
-                .attributes
-                .iter()
-                .map(|a| top(Some(&e.schema.id), &a.name))
-        });
-        let common = rt.external_id.then(|| top(None, "externalId"));
-        Some(
-            core.chain(ext)
-                .chain(common)
-                .filter(|p| p.name != "password")
-                .collect(),
-        )
+        self.map.storable_paths(self.lossless, registry, kind)
     }
 
     /// `registry` narrowed to what this backend can store ([`LdapBackend::storable_paths`],
     /// [`SchemaRegistry::narrowed`]): the registry a source served by this backend validates
-    /// bodies, PATCH paths and filters with and lists at `/Schemas`.
+    /// bodies, PATCH paths and filters with and lists at `/Schemas`. The same as
+    /// [`LdapConfig::hosted_schemas`].
     pub fn hosted_schemas(
         &self,
         registry: &Arc<SchemaRegistry>,
     ) -> Result<Arc<SchemaRegistry>, ConfigError> {
-        let mut out = registry.clone();
-        for kind in ResourceKind::ALL {
-            if let Some(paths) = self.storable_paths(registry, kind) {
-                out = Arc::new(
-                    out.narrowed(kind, &paths)
-                        .map_err(|e| ConfigError(e.detail))?,
-                );
-            }
-        }
-        Ok(out)
+        self.map.hosted_schemas(self.lossless, registry)
     }
 
     fn obj(&self, kind: ResourceKind) -> &ObjectMap {
@@ -2736,7 +2702,11 @@ mod tests {
     #[test]
     fn mapped_sources_host_only_what_the_mapping_stores() {
         let b = backend(false, None);
-        let hosted = b.hosted_schemas(&Arc::new(SchemaRegistry::new())).unwrap();
+        let reg = Arc::new(SchemaRegistry::new());
+        let hosted = b.hosted_schemas(&reg).unwrap();
+        // The configuration alone says the same (the server narrows before it connects).
+        let config = LdapConfig::new("ldap://127.0.0.1:1", "dc=example,dc=org");
+        assert_eq!(*config.hosted_schemas(&reg).unwrap(), *hosted);
         let user = hosted.resource_type(ResourceKind::User);
         let name = user.schema.attribute("name").unwrap();
         assert!(name.sub_attribute("givenName").is_some());

@@ -13,6 +13,7 @@ use scimd_core::AttrPath;
 use scimd_core::schema::{AttrType, ResourceKind, ResourceTypeDef, SchemaRegistry};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// The SCIM side of one attribute mapping, resolved against the schema.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -575,6 +576,75 @@ impl LdapConfig {
             ));
         }
         Ok(Mapping { dir, users, groups })
+    }
+}
+
+impl LdapConfig {
+    /// The schemas a source served by this backend hosts: `registry` narrowed to what the
+    /// mapping (or lossless mode) can store — see [`crate::LdapBackend::storable_paths`]. Fails
+    /// like [`crate::LdapBackend::new`] when the mapping is invalid.
+    pub fn hosted_schemas(
+        &self,
+        registry: &Arc<SchemaRegistry>,
+    ) -> Result<Arc<SchemaRegistry>, ConfigError> {
+        self.build_mapping(registry)?
+            .hosted_schemas(self.lossless, registry)
+    }
+}
+
+impl Mapping {
+    /// See [`crate::LdapBackend::storable_paths`].
+    pub fn storable_paths(
+        &self,
+        lossless: bool,
+        registry: &SchemaRegistry,
+        kind: ResourceKind,
+    ) -> Option<Vec<AttrPath>> {
+        let rt = registry.resource_type(kind);
+        let obj = self.object(kind);
+        if !lossless {
+            return Some(obj.storable_paths(rt));
+        }
+        if kind != ResourceKind::User || obj.password != PasswordConfig::None {
+            return None;
+        }
+        let top = |urn: Option<&str>, name: &str| AttrPath {
+            urn: urn.map(str::to_string),
+            name: name.to_string(),
+            sub: None,
+        };
+        let core = rt.schema.attributes.iter().map(|a| top(None, &a.name));
+        let ext = rt.extensions.iter().flat_map(|e| {
+            e.schema
+                .attributes
+                .iter()
+                .map(|a| top(Some(&e.schema.id), &a.name))
+        });
+        let common = rt.external_id.then(|| top(None, "externalId"));
+        Some(
+            core.chain(ext)
+                .chain(common)
+                .filter(|p| p.name != "password")
+                .collect(),
+        )
+    }
+
+    /// See [`crate::LdapBackend::hosted_schemas`].
+    pub fn hosted_schemas(
+        &self,
+        lossless: bool,
+        registry: &Arc<SchemaRegistry>,
+    ) -> Result<Arc<SchemaRegistry>, ConfigError> {
+        let mut out = registry.clone();
+        for kind in ResourceKind::ALL {
+            if let Some(paths) = self.storable_paths(lossless, registry, kind) {
+                out = Arc::new(
+                    out.narrowed(kind, &paths)
+                        .map_err(|e| ConfigError(e.detail))?,
+                );
+            }
+        }
+        Ok(out)
     }
 }
 
