@@ -75,7 +75,16 @@ impl App {
             let reg = s
                 .registry(config_dir)
                 .with_context(|| format!("while loading the schemas of source {}", s.slug))?;
-            registries.push((s.slug.clone(), Arc::new(reg)));
+            // Narrowed to what the source's backend can store (an LDAP directory without
+            // lossless mode stores only what its mapping maps): /Schemas lists that, and bodies,
+            // PATCH paths and filters naming anything else are refused as unknown attributes.
+            let reg = s
+                .backend
+                .as_ref()
+                .unwrap_or(&config.backend)
+                .hosted_schemas(Arc::new(reg))
+                .with_context(|| format!("while configuring the backend of source {}", s.slug))?;
+            registries.push((s.slug.clone(), reg));
         }
         // Sources without their own backend share one instance of the top-level backend.
         let shared_users: Vec<(String, Arc<SchemaRegistry>)> = config

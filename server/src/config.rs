@@ -266,6 +266,22 @@ impl BackendConfig {
         }
     }
 
+    /// The schemas a source served by this backend hosts: `registry`, narrowed to what the
+    /// backend can store. Only an LDAP directory narrows it: to what its mapping maps, or in
+    /// lossless mode to everything but a password it has no way to write. Every other backend
+    /// stores every attribute.
+    pub fn hosted_schemas(
+        &self,
+        registry: Arc<SchemaRegistry>,
+    ) -> anyhow::Result<Arc<SchemaRegistry>> {
+        match self {
+            BackendConfig::Ldap(c) => Ok(c.hosted_schemas(&registry)?),
+            BackendConfig::Memory(_) | BackendConfig::Sqlite(_) | BackendConfig::Postgres(_) => {
+                Ok(registry)
+            }
+        }
+    }
+
     /// Builds the backend for the sources that use it, each with its schema registry.
     pub async fn build(
         &self,
