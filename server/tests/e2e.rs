@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod support_okta;
+
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use scimd_core::state::{MemoryStateStore, StateStore};
@@ -1776,32 +1778,13 @@ async fn replicas_sharing_a_database_share_tokens_and_resources_at_once() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Okta's SCIM 2.0 SPEC test (its Runscope export and runner, in the folder named by
-/// `SCIMD_CONFORMANCE_DIR`), run against the server with the default SQLite backend. Skipped,
-/// saying so, where the suite or python3 is not available — except under `CI=true`, where a
-/// missing suite fails the test.
+/// Okta's SCIM 2.0 SPEC test (see `support_okta`), run against the server with the default
+/// SQLite backend.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn okta_spec_test_passes_19_of_19() {
-    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let Some(suite) = std::env::var_os("SCIMD_CONFORMANCE_DIR") else {
-        assert!(!in_ci, "CI=true but SCIMD_CONFORMANCE_DIR is not set");
-        eprintln!("skipped: SCIMD_CONFORMANCE_DIR is not set");
+    let Some(runner) = support_okta::runner() else {
         return;
     };
-    let runner = Path::new(&suite).join("okta_runscope_runner.py");
-    if !runner.is_file() {
-        assert!(!in_ci, "CI=true but {} does not exist", runner.display());
-        eprintln!("skipped: {} not found", runner.display());
-        return;
-    }
-    if std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: python3 is not installed");
-        return;
-    }
     let dir = std::env::temp_dir().join(format!("scimd-okta-{}", uuid_like()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = Config {
@@ -1821,23 +1804,9 @@ async fn okta_spec_test_passes_19_of_19() {
     let s = Server::serve(app).await;
     let base = s.base("default");
     let token = s.tokens["default"].clone();
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new("python3")
-            .arg(&runner)
-            .arg(&base)
-            .arg(&token)
-            .arg("--no-timing")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains("okta-spec: 19 passed, 0 failed"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    tokio::task::spawn_blocking(move || support_okta::run(&runner, &base, &token, &[]))
+        .await
+        .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
 

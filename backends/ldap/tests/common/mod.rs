@@ -4,7 +4,8 @@
 //! process exits, even if the process dies without running destructors.
 //!
 //! `scripts/ensure-slapd` installs slapd. Without it the tests fail (they never skip: a green
-//! run must mean the backend was tested against a real directory).
+//! run must mean the backend was tested against a real directory). The server's end-to-end
+//! tests include this file too (`#[path = "../../backends/ldap/tests/common/mod.rs"]`).
 
 #![allow(dead_code)]
 
@@ -51,8 +52,21 @@ fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// The lossless-mode schema, found from this crate's tests and from those of other crates of
+/// the workspace that include this file (the server's end-to-end tests).
+fn scimd_schema() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    [
+        here.join("schema/scimd.schema"),
+        here.join("../backends/ldap/schema/scimd.schema"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+    .expect("backends/ldap/schema/scimd.schema")
+}
+
 fn config_text(dir: &Path, hashed_pw: &str, tls: bool) -> String {
-    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/scimd.schema");
+    let schema = scimd_schema();
     let tls = if tls {
         format!(
             "TLSCACertificateFile {d}/ca.pem\nTLSCertificateFile {d}/server.pem\nTLSCertificateKeyFile {d}/server.key\n",
