@@ -1006,6 +1006,18 @@ mod tests {
             let err = prepare(rt, &body, WriteMode::Create).unwrap_err();
             assert_eq!(err.status, 400, "{body}");
         }
+        // A source that chose to drop them instead.
+        use crate::compat::{Fired, Rule, Rules};
+        let mut body = ok.clone();
+        body["nickName"] = json!("x");
+        body["name"]["middleName"] = json!("x");
+        let fired = Fired::new();
+        let rules = Rules::DEFAULT.with(Rule::IgnoreUnknownAttributes);
+        let attrs =
+            crate::normalize::prepare_with(rt, &body, WriteMode::Create, &rules, &fired).unwrap();
+        assert!(!attrs.contains_key("nickName"));
+        assert_eq!(attrs["name"], json!({"givenName": "B"}));
+        assert!(fired.contains(Rule::IgnoreUnknownAttributes));
     }
 
     #[test]
