@@ -7,6 +7,8 @@
 //! - [`seed`]: creates a realistic data set (users through `/Bulk` within the advertised limits
 //!   or parallel POSTs, groups, a big group filled by PATCH batches) and records the ids in a
 //!   [`state::State`] file.
+//! - [`generate`]: the same data set as a file of SCIM resources with ids, for bulk loaders
+//!   such as `scimd import` (a million users in minutes instead of hours of HTTP writes).
 //! - [`run`]: closed-loop workers, one keep-alive connection each, measure the throughput and
 //!   latency percentiles of each scenario (GET by id, filters, index and cursor pages, POST,
 //!   PUT, PATCH, big-group member add/remove).
@@ -21,6 +23,7 @@
 pub mod client;
 pub mod data;
 pub mod discovery;
+pub mod generate;
 pub mod run;
 pub mod seed;
 pub mod state;

@@ -6,6 +6,7 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use scimd_bench::client::Target;
+use scimd_bench::generate::GenerateOptions;
 use scimd_bench::run::{RunOptions, Scenario};
 use scimd_bench::seed::{SeedOptions, Via};
 use std::path::PathBuf;
@@ -75,6 +76,25 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         member_batch: usize,
     },
+    /// Write the data set `seed` would create as a file of SCIM resources with ids (one JSON
+    /// object per line) for a bulk loader such as `scimd import`, and the state file for `run`.
+    Generate {
+        /// Users.
+        #[arg(long, default_value_t = 10_000)]
+        users: u64,
+        /// Groups, the big group included.
+        #[arg(long, default_value_t = 0)]
+        groups: u64,
+        /// Members of the big group (the first K users); 0 for none.
+        #[arg(long, value_name = "K", default_value_t = 0)]
+        big_group: u64,
+        /// Members of each group other than the big one.
+        #[arg(long, default_value_t = 10)]
+        group_members: usize,
+        /// The resources file to write.
+        #[arg(long, value_name = "PATH", default_value = "scimd-bench-data.ndjson")]
+        out: PathBuf,
+    },
     /// Measure the scenarios against the seeded data set and print the report.
     Run {
         /// Measured time per scenario (e.g. 20s, 2m).
@@ -124,12 +144,42 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 async fn execute(cli: Cli) -> anyhow::Result<()> {
-    let token = cli
-        .token
-        .filter(|t| !t.is_empty())
-        .context("a bearer token is needed: set SCIMD_BENCH_TOKEN or pass --token")?;
-    let target = Target::new(&cli.url, &token, cli.timeout, cli.ca_cert.as_deref())?;
+    // Only the commands that talk to the server need a token.
+    let target = || -> anyhow::Result<Target> {
+        let token = cli
+            .token
+            .as_deref()
+            .filter(|t| !t.is_empty())
+            .context("a bearer token is needed: set SCIMD_BENCH_TOKEN or pass --token")?;
+        Target::new(&cli.url, token, cli.timeout, cli.ca_cert.as_deref())
+    };
     match cli.command {
+        Command::Generate {
+            users,
+            groups,
+            big_group,
+            group_members,
+            out,
+        } => {
+            let opts = GenerateOptions {
+                users,
+                groups: groups.max(u64::from(big_group > 0)),
+                big_group,
+                group_members,
+                out,
+                state_path: cli.state.clone(),
+            };
+            let state = scimd_bench::generate::generate(&cli.url, &opts)?;
+            println!(
+                "data set {}: {} users, {} groups in {}; state in {}",
+                state.prefix,
+                state.users.len(),
+                state.group_count(),
+                opts.out.display(),
+                opts.state_path.display()
+            );
+            Ok(())
+        }
         Command::Seed {
             users,
             groups,
@@ -152,7 +202,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                 member_batch,
                 state_path: cli.state,
             };
-            scimd_bench::seed::seed(&target, &opts).await
+            scimd_bench::seed::seed(&target()?, &opts).await
         }
         Command::Run {
             duration,
@@ -186,7 +236,7 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
                 server_pid,
                 threads: cli.threads,
             };
-            let reports = scimd_bench::run::run(&target, &opts).await?;
+            let reports = scimd_bench::run::run(&target()?, &opts).await?;
             let errors: u64 = reports.iter().map(|r| r.recorder.errors()).sum();
             if errors > 0 {
                 eprintln!("{errors} requests failed (see the error lines above)");
@@ -263,7 +313,7 @@ mod tests {
                 assert_eq!(scenario, vec![Scenario::Get, Scenario::MemberAdd]);
                 assert_eq!(duration, Duration::from_secs(5));
             }
-            Command::Seed { .. } => panic!("parsed as seed"),
+            _ => panic!("parsed as another command"),
         }
     }
 }

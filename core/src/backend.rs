@@ -162,4 +162,32 @@ pub trait Backend: Send + Sync + fmt::Debug {
     async fn health(&self) -> Result<(), BackendError> {
         Ok(())
     }
+
+    /// Stores a batch of new resources under the ids they bring, all or none (`scimd import`:
+    /// a directory moved from another SCIM server keeps the ids its identity provider knows).
+    ///
+    /// Resources are validated like a create; a group's members must exist in this source or
+    /// come earlier in the same batch. Fails like [`Backend::create`], and with
+    /// [`BackendError::Uniqueness`] when an id is taken. The default reports
+    /// [`BackendError::Unsupported`]: only stores that can keep given ids import.
+    async fn import(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        batch: Vec<Imported>,
+    ) -> Result<(), BackendError> {
+        let _ = (source, kind, batch);
+        Err(BackendError::Unsupported(
+            "this backend cannot import resources with given ids".into(),
+        ))
+    }
+}
+
+/// A resource for [`Backend::import`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Imported {
+    /// The id it keeps; the backend assigns one when `None`.
+    pub id: Option<String>,
+    /// Its attributes, normalized and validated as for [`Backend::create`].
+    pub attrs: Map<String, Value>,
 }

@@ -36,7 +36,7 @@ pub mod schema;
 pub mod service;
 pub mod state;
 
-pub use backend::{Backend, Capabilities};
+pub use backend::{Backend, Capabilities, Imported};
 pub use error::{BackendError, ScimError, ScimType};
 pub use filter::{CompValue, CompareOp, Filter};
 pub use patch::{MembershipDelta, PatchRequest};

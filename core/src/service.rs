@@ -11,7 +11,7 @@
 //! pipeline without hooks for a resource type and operation costs nothing: the write takes the
 //! same path as without hooks (for PATCH, the backend's own patch with membership deltas).
 
-use crate::backend::{Backend, PATCH_RETRIES};
+use crate::backend::{Backend, Imported, PATCH_RETRIES};
 use crate::compat::{Fired, Rule, Rules};
 use crate::error::{BackendError, ScimError};
 use crate::filter::{Filter, ParseOptions, compare_values};
@@ -348,6 +348,48 @@ impl Service {
             .get(&self.source, kind, id, projection.load())
             .await?;
         Ok(self.respond(base, &resource, &projection))
+    }
+
+    /// `scimd import`: one resource of a migration file, validated like a POST body, keeping
+    /// the `id` it brings (the backend assigns one when it has none). The resource type comes from its core
+    /// schema URN in `schemas`. No hooks run: an import moves data, it does not provision.
+    pub fn prepare_import(&self, body: &Value) -> Result<(ResourceKind, Imported), ScimError> {
+        let kind = body
+            .get("schemas")
+            .and_then(Value::as_array)
+            .and_then(|urns| {
+                ResourceKind::ALL.into_iter().find(|k| {
+                    urns.iter().any(|u| {
+                        u.as_str()
+                            .is_some_and(|u| u.eq_ignore_ascii_case(k.core_schema()))
+                    })
+                })
+            })
+            .ok_or_else(|| {
+                ScimError::invalid_syntax("schemas names neither the User nor the Group schema")
+            })?;
+        let id = match body.get("id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(id)) if valid_import_id(id) => Some(id.clone()),
+            Some(_) => {
+                return Err(ScimError::invalid_value(
+                    "id must be a string of 1 to 255 characters without '/' or control characters",
+                ));
+            }
+        };
+        let attrs = normalize::prepare_with(
+            self.rt(kind),
+            body,
+            WriteMode::Create,
+            &self.rules,
+            &self.fired,
+        )?;
+        Ok((kind, Imported { id, attrs }))
+    }
+
+    /// `scimd import`: stores resources prepared by [`Service::prepare_import`], all or none.
+    pub async fn import(&self, kind: ResourceKind, batch: Vec<Imported>) -> Result<(), ScimError> {
+        Ok(self.backend.import(&self.source, kind, batch).await?)
     }
 
     /// The current version of a resource, reading nothing else.
@@ -995,6 +1037,13 @@ impl Service {
         };
         self.hooks.react(&record).await;
     }
+}
+
+/// Whether an imported `id` can be used as it is: it becomes a URL path segment.
+fn valid_import_id(id: &str) -> bool {
+    (1..=255).contains(&id.chars().count())
+        && !id.trim().is_empty()
+        && !id.chars().any(|c| c == '/' || c.is_control())
 }
 
 /// `attributes` / `excludedAttributes` with the value filters taken out of each entry

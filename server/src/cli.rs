@@ -1,4 +1,5 @@
-//! The `scimd` command line: `serve`, `token create|list|revoke`, `config check`, `openapi`.
+//! The `scimd` command line: `serve`, `token create|list|revoke`, `config check`, `openapi`,
+//! `migrate`, `import`.
 
 use crate::app::App;
 use crate::config::{self, Loaded, LogFormat};
@@ -63,6 +64,21 @@ pub enum Command {
     Migrate {
         #[command(flatten)]
         config: ConfigArgs,
+    },
+    /// Load users and groups from a file of SCIM resources, one JSON object per line; ids are
+    /// kept, resources validated like POST bodies, groups must follow their members, no hooks
+    /// run. Needs a SQL backend.
+    Import {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// The source to import into.
+        #[arg(long, value_name = "SLUG", default_value = "default")]
+        source: String,
+        /// Resources stored per transaction.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        batch: usize,
+        /// The file (`-`: standard input).
+        file: PathBuf,
     },
 }
 
@@ -226,6 +242,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Import {
+            config,
+            source,
+            batch,
+            file,
+        } => import(&config, &source, batch, &file).await,
         Command::Openapi { config } => {
             let loaded = load(&config)?;
             let app = App::build(&loaded).await?;
@@ -236,6 +258,43 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn import(
+    args: &ConfigArgs,
+    slug: &str,
+    batch: usize,
+    file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let loaded = load(args)?;
+    let app = App::build(&loaded).await?;
+    let Some(source) = app.sources.get(slug) else {
+        bail!("no source {slug:?} is configured");
+    };
+    let input: Box<dyn std::io::BufRead> = if file.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let f =
+            std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+        Box::new(std::io::BufReader::with_capacity(1 << 20, f))
+    };
+    let started = std::time::Instant::now();
+    let mut reported = 0;
+    let counts = crate::import::import(source, input, batch, |c| {
+        if c.total() >= reported + 100_000 {
+            reported = c.total();
+            eprintln!("{} users, {} groups", c.users, c.groups);
+        }
+    })
+    .await?;
+    let secs = started.elapsed().as_secs_f64();
+    say!(
+        "imported {} users and {} groups into source \"{slug}\" in {secs:.1} s ({:.0} resources/s)",
+        counts.users,
+        counts.groups,
+        counts.total() as f64 / secs.max(1e-9)
+    );
+    Ok(())
 }
 
 async fn serve(args: &ConfigArgs, listen: Option<String>) -> anyhow::Result<()> {

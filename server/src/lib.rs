@@ -8,6 +8,7 @@
 //! - [`http`]: routes, wire exactness, OpenAPI and the edge middleware; [`http::serve`] runs a
 //!   server on a given listener until a shutdown future completes.
 //! - [`bulk`]: RFC 7644 §3.7 Bulk with `bulkId` references.
+//! - [`import`]: `scimd import`, bulk loading of NDJSON files of SCIM resources.
 //! - [`tokens`]: generation, hashing and checking of bearer tokens.
 //! - [`metrics`]: the Prometheus recorder.
 //! - [`cli`]: the `scimd` commands.
@@ -20,6 +21,7 @@ pub mod bulk;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod import;
 pub mod metrics;
 pub mod tokens;
 

@@ -1,5 +1,7 @@
 //! The [`Backend`] implementation: reads, transactional writes, membership deltas, queries.
 
+mod import;
+
 use crate::db::{DbRow, Dialect, Error, Param, Sql, Tx};
 use crate::filter::{SortKey, SortType, Translator};
 use crate::search::{Columns, columns, fold, is_relation, search_doc};
@@ -10,7 +12,7 @@ use scimd_core::query::{CursorPosition, Page};
 use scimd_core::resource::{Meta, now};
 use scimd_core::schema::ResourceTypeDef;
 use scimd_core::{
-    Backend, BackendError, Capabilities, Load, PatchRequest, Query, QueryPage, Resource,
+    Backend, BackendError, Capabilities, Imported, Load, PatchRequest, Query, QueryPage, Resource,
     ResourceKind, Version,
 };
 use serde_json::{Map, Value};
@@ -1202,6 +1204,15 @@ impl Backend for SqlBackend {
             "userName",
             self.try_patch(source, kind, id, patch, expected, load, delta.as_ref())
         )
+    }
+
+    async fn import(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        batch: Vec<Imported>,
+    ) -> Result<(), BackendError> {
+        retry!("userName or id", self.try_import(source, kind, &batch))
     }
 
     async fn health(&self) -> Result<(), BackendError> {

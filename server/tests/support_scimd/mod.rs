@@ -177,6 +177,11 @@ impl Drop for Scimd {
     }
 }
 
+/// Runs a `scimd` command to completion.
+pub fn run(dir: &Path, config: Option<&Path>, args: &[&str]) -> std::process::Output {
+    command(dir, config, args).output().unwrap()
+}
+
 /// Runs `scimd token create --source <source> --name <name>` and returns the secret (printed
 /// alone on the last line).
 pub fn create_token(dir: &Path, config: Option<&Path>, source: &str, name: &str) -> String {
