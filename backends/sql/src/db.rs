@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 /// The SQL dialect a statement is rendered for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Dialect {
+pub enum Dialect {
     /// SQLite 3.45+ (JSONB, `->>`, `RETURNING`, aggregate `ORDER BY`).
     Sqlite,
     /// PostgreSQL 13+.

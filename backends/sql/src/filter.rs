@@ -95,6 +95,21 @@ enum Scope<'a> {
     UserGroup { m: String, g: String },
 }
 
+/// The `WHERE` condition (over the row alias `r`) of a resolved filter and the number of
+/// parameters it binds: the translation the store runs for a query, exposed for the
+/// micro-benchmarks.
+#[doc(hidden)]
+pub fn translate_filter(
+    dialect: Dialect,
+    rt: &ResourceTypeDef,
+    source: &str,
+    filter: &Filter,
+) -> Result<(String, usize), BackendError> {
+    let mut sql = Sql::new(dialect);
+    Translator::new(dialect, rt, source).condition(filter, &mut sql)?;
+    Ok((sql.text, sql.params.len()))
+}
+
 /// Translates filters and sorts for one resource type of one source.
 pub(crate) struct Translator<'a> {
     dialect: Dialect,

@@ -40,7 +40,10 @@ mod store;
 pub use config::{PostgresConfig, SqliteConfig, SslMode, redact_url};
 pub use migrate::{MIGRATIONS_TABLE, latest_version};
 
-use db::Dialect;
+#[doc(hidden)]
+pub use db::Dialect;
+#[doc(hidden)]
+pub use filter::translate_filter;
 use scimd_core::{Capabilities, SchemaRegistry};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
