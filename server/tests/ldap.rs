@@ -227,7 +227,7 @@ async fn the_example_configuration_provisions_users_and_groups_that_ldapsearch_s
         &["entryUUID", "givenName", "sn", "mail", "memberOf"],
     );
     assert_eq!(ldif_values(&entry, "dn"), [format!("uid=bjensen,{PEOPLE}")]);
-    assert_eq!(ldif_values(&entry, "entryUUID"), [bjensen.clone()]);
+    assert_eq!(ldif_values(&entry, "entryUUID"), [bjensen.as_str()]);
     assert_eq!(ldif_values(&entry, "givenName"), ["Barbara"]);
     assert_eq!(ldif_values(&entry, "mail"), ["bjensen@example.com"]);
     assert_eq!(
@@ -235,7 +235,7 @@ async fn the_example_configuration_provisions_users_and_groups_that_ldapsearch_s
         [format!("cn=Engineering,{GROUPS}")]
     );
     let entry = slapd.ldapsearch(GROUPS, "(cn=Engineering)", &["entryUUID", "member"]);
-    assert_eq!(ldif_values(&entry, "entryUUID"), [group.clone()]);
+    assert_eq!(ldif_values(&entry, "entryUUID"), [group.as_str()]);
     assert_eq!(
         ldif_values(&entry, "member"),
         [format!("uid=bjensen,{PEOPLE}")]
