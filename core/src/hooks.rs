@@ -1,6 +1,6 @@
 //! Hooks: operator logic between the identity provider and the store.
 //!
-//! A [`Hook`] takes part in every write of a source in up to three phases:
+//! A [`Hook`] takes part in every write of a source in up to four phases:
 //!
 //! - **map** ([`Phase::Map`]): transforms the incoming resource after it was canonicalized
 //!   (attribute names and URNs in canonical spelling, extension attributes under their URN) and
@@ -9,12 +9,23 @@
 //! - **decide** ([`Phase::Decide`]): sees the validated resource (and, for a delete, only the
 //!   current state) and may change it once more or veto the write with a SCIM error (status,
 //!   `scimType`, detail). A veto stops the chain; nothing is written.
-//! - **react** ([`Phase::React`]): runs after a successful write with the old and the new state,
-//!   the operation, the source, the token name and the request id. A failing react hook never
-//!   fails the request: the failure is logged and counted.
+//! - **outbox** ([`Phase::Outbox`]): builds the durable messages of a successful write (signed
+//!   events that must reach a receiver) from the same [`WriteRecord`] react hooks see. The
+//!   messages are stored in the state store's outbox *in the write's own transaction* when the
+//!   backend keeps that outbox in its database (the SQL backend when the state store is its
+//!   database: see [`Backend::create_staged`](crate::backend::Backend::create_staged)), so the
+//!   write and its messages commit together; with any other backend they are stored right after
+//!   the write, before the response (a crash in between loses them). The phase is synchronous
+//!   because it runs inside the backend's transaction. Like react, it never fails the request:
+//!   a hook that cannot build its messages is logged and counted as a react failure.
+//! - **react** ([`Phase::React`]): runs after a successful write (and after its outbox messages
+//!   are stored) with the old and the new state, the operation, the source, the token name and
+//!   the request id. A failing react hook never fails the request: the failure is logged and
+//!   counted.
 //!
 //! A [`HookPipeline`] holds a source's hooks in configured order and runs each phase over all
-//! hooks that [apply](Hook::applies) to the resource type and operation. The
+//! hooks that [apply](Hook::applies) to the resource type and operation; a [`Watch`] carries
+//! one write through the outbox and react phases. The
 //! [`Service`](crate::service::Service) drives it; Bulk operations go through the same service
 //! methods, so every bulk operation passes through the pipeline like the single request it
 //! stands for.
@@ -23,23 +34,42 @@
 //! which include `password` on a write (a mapping may need to drop it); the built-in audit log
 //! removes it before writing anything.
 
+use crate::backend::{Staged, Stager};
 use crate::error::ScimError;
 use crate::resource::Resource;
 use crate::schema::ResourceKind;
+use crate::state::{OutboxMessage, StateStore};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Counter of decide-phase vetoes, labelled by source and hook.
 pub const METRIC_VETOES: &str = "scimd_hook_vetoes_total";
-/// Counter of failed react-phase calls, labelled by source and hook.
+/// Counter of failed react-phase calls, labelled by source and hook. Outbox-phase failures (a
+/// message that could not be built or stored) count here too.
 pub const METRIC_REACT_FAILURES: &str = "scimd_hook_react_failures_total";
 /// Counter of map/decide calls that failed for a reason other than a deliberate veto (a
 /// plugin that panicked, timed out or answered garbage), labelled by source and hook.
 pub const METRIC_FAILURES: &str = "scimd_hook_failures_total";
+
+/// Registers the descriptions (`# HELP`) of the hook metrics with the installed recorder.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        METRIC_VETOES,
+        "Writes a decide-phase hook vetoed, by source and hook."
+    );
+    metrics::describe_counter!(
+        METRIC_REACT_FAILURES,
+        "React- or outbox-phase hook calls that failed (the write stood), by source and hook."
+    );
+    metrics::describe_counter!(
+        METRIC_FAILURES,
+        "Hook calls that failed other than by a veto (plugin panic, timeout, overload, bad answer), by source, hook, phase and reason."
+    );
+}
 
 /// A write operation, as hooks and their configuration name it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -106,19 +136,22 @@ pub enum Phase {
     Map,
     /// Change or veto the validated resource before the write.
     Decide,
+    /// Build the durable messages of a successful write, stored with it.
+    Outbox,
     /// Observe a successful write.
     React,
 }
 
 impl Phase {
     /// Every phase, in pipeline order.
-    pub const ALL: [Phase; 3] = [Phase::Map, Phase::Decide, Phase::React];
+    pub const ALL: [Phase; 4] = [Phase::Map, Phase::Decide, Phase::Outbox, Phase::React];
 
-    /// The configuration and wire name (`map`, `decide`, `react`).
+    /// The configuration and wire name (`map`, `decide`, `outbox`, `react`).
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Map => "map",
             Phase::Decide => "decide",
+            Phase::Outbox => "outbox",
             Phase::React => "react",
         }
     }
@@ -238,10 +271,28 @@ pub trait Hook: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// The outbox phase: the durable messages of a successful write (see the module docs).
+    ///
+    /// Runs synchronously while the backend writes, possibly inside its transaction: it must be
+    /// quick and do no I/O. It may run more than once for one write when the backend retries a
+    /// transaction; only the messages of the attempt that commits are kept, so each call builds
+    /// fresh messages with fresh ids. An error is logged and counted like a react failure; the
+    /// write stands without this hook's messages.
+    fn outbox(&self, record: &WriteRecord) -> Result<Vec<OutboxMessage>, ReactError> {
+        let _ = record;
+        Ok(Vec::new())
+    }
+
     /// The react phase: observes a successful write. An error is logged and counted only.
     async fn react(&self, record: &WriteRecord) -> Result<(), ReactError> {
         let _ = record;
         Ok(())
+    }
+
+    /// The RFC 9967 event URIs this hook emits (advertised as `securityEvents.eventUris` in
+    /// `/ServiceProviderConfig`); none by default.
+    fn event_uris(&self) -> Vec<String> {
+        Vec::new()
     }
 }
 
@@ -274,6 +325,7 @@ impl HookStats {
 pub struct HookPipeline {
     hooks: Vec<Arc<dyn Hook>>,
     stats: Arc<HookStats>,
+    outbox: Option<Arc<dyn StateStore>>,
 }
 
 impl fmt::Debug for HookPipeline {
@@ -284,6 +336,7 @@ impl fmt::Debug for HookPipeline {
                 &self.hooks.iter().map(|h| h.name()).collect::<Vec<_>>(),
             )
             .field("stats", &self.stats)
+            .field("outbox", &self.outbox)
             .finish()
     }
 }
@@ -294,7 +347,15 @@ impl HookPipeline {
         HookPipeline {
             hooks,
             stats: Arc::default(),
+            outbox: None,
         }
+    }
+
+    /// The same pipeline storing outbox messages the backend did not store with the write in
+    /// `state`'s outbox (the state store whose delivery workers read it).
+    pub fn with_outbox(mut self, state: Arc<dyn StateStore>) -> Self {
+        self.outbox = Some(state);
+        self
     }
 
     /// Whether the pipeline has no hooks at all.
@@ -315,6 +376,60 @@ impl HookPipeline {
     /// Whether any hook takes part in `phase` of an `operation` on `kind`.
     pub fn wants(&self, phase: Phase, kind: ResourceKind, operation: Operation) -> bool {
         self.hooks.iter().any(|h| h.applies(phase, kind, operation))
+    }
+
+    /// Whether any hook watches a successful write (outbox or react phase): the write then
+    /// needs its old state and goes through a [`Watch`].
+    pub fn watches(&self, kind: ResourceKind, operation: Operation) -> bool {
+        self.wants(Phase::Outbox, kind, operation) || self.wants(Phase::React, kind, operation)
+    }
+
+    /// The RFC 9967 event URIs the hooks emit, each once, in hook order.
+    pub fn event_uris(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for uri in self.hooks.iter().flat_map(|h| h.event_uris()) {
+            if !out.contains(&uri) {
+                out.push(uri);
+            }
+        }
+        out
+    }
+
+    /// Starts carrying a write through the outbox and react phases: `context` with the state
+    /// before the write (`None` for a create) and the PatchOp body of a PATCH. `None` when no
+    /// hook watches this kind of write.
+    pub fn watch(
+        &self,
+        context: HookContext,
+        old: Option<Resource>,
+        patch: Option<&Value>,
+    ) -> Option<Watch<'_>> {
+        if !self.watches(context.kind, context.operation) {
+            return None;
+        }
+        let stages = self.wants(Phase::Outbox, context.kind, context.operation);
+        Some(Watch {
+            pipeline: self,
+            stages,
+            record: Mutex::new(WriteRecord {
+                context,
+                old,
+                new: None,
+                patch: patch.cloned(),
+            }),
+            staged: Mutex::default(),
+        })
+    }
+
+    /// Counts a failed react or outbox call of `hook`.
+    fn count_react_failure(&self, cx: &HookContext, hook: &str) {
+        self.stats.react_failures.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(
+            METRIC_REACT_FAILURES,
+            "source" => cx.source.clone(),
+            "hook" => hook.to_string()
+        )
+        .increment(1);
     }
 
     fn applying(&self, phase: Phase, cx: &HookContext) -> impl Iterator<Item = &Arc<dyn Hook>> {
@@ -389,13 +504,7 @@ impl HookPipeline {
         for hook in self.applying(Phase::React, cx) {
             self.stats.reacts.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = hook.react(record).await {
-                self.stats.react_failures.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(
-                    METRIC_REACT_FAILURES,
-                    "source" => cx.source.clone(),
-                    "hook" => hook.name().to_string()
-                )
-                .increment(1);
+                self.count_react_failure(cx, hook.name());
                 tracing::warn!(
                     source = %cx.source,
                     hook = hook.name(),
@@ -408,6 +517,148 @@ impl HookPipeline {
                 );
             }
         }
+    }
+}
+
+/// One write on its way through the outbox and react phases (see [`HookPipeline::watch`]).
+///
+/// It is the write's [`Stager`]: a backend calls it with the new state to build the outbox
+/// messages, possibly inside its transaction. Messages the backend hands back instead are kept
+/// ([`Watch::keep`]) and stored by [`Watch::finish`], which then runs the react phase.
+pub struct Watch<'p> {
+    pipeline: &'p HookPipeline,
+    stages: bool,
+    record: Mutex<WriteRecord>,
+    staged: Mutex<Staging>,
+}
+
+/// What the outbox phase of one write produced so far.
+#[derive(Default)]
+struct Staging {
+    /// Message id and the index of the hook that built it, for failures counted later.
+    producers: Vec<(String, usize)>,
+    /// Messages the backend did not store with the write.
+    pending: Vec<OutboxMessage>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl fmt::Debug for Watch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watch")
+            .field("context", &lock(&self.record).context)
+            .field("stages", &self.stages)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Watch<'_> {
+    /// Whether outbox hooks take part: the write then goes through the backend's `*_staged`
+    /// method with this watch as its stager.
+    pub fn stages(&self) -> bool {
+        self.stages
+    }
+
+    /// Takes the result of a staged write and keeps the messages the backend did not store,
+    /// for [`Watch::finish`].
+    pub fn keep<T>(&self, staged: Staged<T>) -> T {
+        lock(&self.staged).pending.extend(staged.pending);
+        staged.value
+    }
+
+    /// After the write succeeded with the new state `new` (`None` after a delete): stores the
+    /// kept outbox messages in the state store, then runs the react phase. Never fails: each
+    /// failure is logged and counted.
+    pub async fn finish(self, new: Option<&Resource>) {
+        let Watch {
+            pipeline,
+            record,
+            staged,
+            ..
+        } = self;
+        let mut record = record.into_inner().unwrap_or_else(|e| e.into_inner());
+        set_new(&mut record, new);
+        let staged = staged.into_inner().unwrap_or_else(|e| e.into_inner());
+        let cx = &record.context;
+        for m in &staged.pending {
+            let stored = match &pipeline.outbox {
+                Some(state) => state.outbox_push(m).await.map_err(|e| e.to_string()),
+                None => Err("no state store keeps an outbox for this source".to_string()),
+            };
+            if let Err(e) = stored {
+                let hook = staged
+                    .producers
+                    .iter()
+                    .find(|(id, _)| *id == m.id)
+                    .and_then(|(_, i)| pipeline.hooks.get(*i))
+                    .map_or("outbox", |h| h.name());
+                pipeline.count_react_failure(cx, hook);
+                tracing::warn!(
+                    source = %cx.source,
+                    hook,
+                    resource_type = cx.kind.name(),
+                    operation = %cx.operation,
+                    id = cx.id.as_deref().unwrap_or(""),
+                    request_id = cx.request_id.as_deref().unwrap_or(""),
+                    stream = %m.stream,
+                    message = %m.id,
+                    error = %e,
+                    "Cannot store an outbox message; the write stands without it."
+                );
+            }
+        }
+        if pipeline.wants(Phase::React, cx.kind, cx.operation) {
+            pipeline.react(&record).await;
+        }
+    }
+}
+
+/// Puts the new state into a record; a create learns its id from it.
+fn set_new(record: &mut WriteRecord, new: Option<&Resource>) {
+    record.new = new.cloned();
+    if let Some(n) = new {
+        // A backend that retries a create assigns a new id per attempt: the last one counts.
+        record.context.id = Some(n.id.clone());
+    }
+}
+
+impl Stager for Watch<'_> {
+    fn stage(&self, new: Option<&Resource>) -> Vec<OutboxMessage> {
+        let mut record = lock(&self.record);
+        set_new(&mut record, new);
+        let cx = &record.context;
+        let mut out = Vec::new();
+        let mut producers = Vec::new();
+        for (i, hook) in self.pipeline.hooks.iter().enumerate() {
+            if !hook.applies(Phase::Outbox, cx.kind, cx.operation) {
+                continue;
+            }
+            match hook.outbox(&record) {
+                Ok(messages) => {
+                    producers.extend(messages.iter().map(|m| (m.id.clone(), i)));
+                    out.extend(messages);
+                }
+                Err(e) => {
+                    self.pipeline.count_react_failure(cx, hook.name());
+                    tracing::warn!(
+                        source = %cx.source,
+                        hook = hook.name(),
+                        resource_type = cx.kind.name(),
+                        operation = %cx.operation,
+                        id = cx.id.as_deref().unwrap_or(""),
+                        request_id = cx.request_id.as_deref().unwrap_or(""),
+                        error = %e,
+                        "Outbox hook failed; the write stands without its messages."
+                    );
+                }
+            }
+        }
+        record.new = None;
+        drop(record);
+        lock(&self.staged).producers.extend(producers);
+        out
     }
 }
 
@@ -434,8 +685,8 @@ impl Scope {
 mod tests {
     use super::*;
     use crate::resource::{Meta, Version};
+    use crate::state::MemoryStateStore;
     use serde_json::json;
-    use std::sync::Mutex;
 
     /// A hook that records its calls into a shared log and can be told to fail.
     #[derive(Debug)]
@@ -444,6 +695,10 @@ mod tests {
         log: Arc<Mutex<Vec<String>>>,
         veto: bool,
         fail_react: bool,
+        /// `Some(true)`: builds one outbox message per write; `Some(false)`: fails to.
+        outbox: Option<bool>,
+        /// Where react looks for stored outbox messages (it logs how many it saw).
+        state: Option<Arc<MemoryStateStore>>,
         kinds: Vec<ResourceKind>,
     }
 
@@ -454,6 +709,8 @@ mod tests {
                 log: log.clone(),
                 veto: false,
                 fail_react: false,
+                outbox: None,
+                state: None,
                 kinds: ResourceKind::ALL.to_vec(),
             }
         }
@@ -470,8 +727,25 @@ mod tests {
         fn name(&self) -> &str {
             self.name
         }
-        fn applies(&self, _: Phase, kind: ResourceKind, _: Operation) -> bool {
-            self.kinds.contains(&kind)
+        fn applies(&self, phase: Phase, kind: ResourceKind, _: Operation) -> bool {
+            (phase != Phase::Outbox || self.outbox.is_some()) && self.kinds.contains(&kind)
+        }
+        fn outbox(&self, record: &WriteRecord) -> Result<Vec<OutboxMessage>, ReactError> {
+            self.push("outbox");
+            if self.outbox != Some(true) {
+                return Err(ReactError::new("no key"));
+            }
+            let t = crate::resource::now();
+            let id = record.context.id.clone().unwrap_or_default();
+            Ok(vec![OutboxMessage {
+                id: format!("{}-{id}", self.name),
+                stream: format!("s/{}", self.name),
+                payload: "signed".into(),
+                created: t,
+                attempts: 0,
+                next_attempt: t,
+                last_error: None,
+            }])
         }
         async fn map(
             &self,
@@ -501,6 +775,11 @@ mod tests {
             Ok(())
         }
         async fn react(&self, _: &WriteRecord) -> Result<(), ReactError> {
+            if let Some(state) = &self.state {
+                let stored = state.outbox_stats(&format!("s/{}", self.name)).await;
+                self.push(&format!("react saw {}", stored.map_or(0, |s| s.pending)));
+                return Ok(());
+            }
             self.push("react");
             if self.fail_react {
                 return Err(ReactError::new("receiver down"));
@@ -594,6 +873,98 @@ mod tests {
             .unwrap();
         assert!(out.is_empty());
         assert!(log_of(&log).is_empty());
+    }
+
+    fn user(id: &str, version: u64) -> Resource {
+        let t = crate::resource::now();
+        Resource {
+            id: id.into(),
+            kind: ResourceKind::User,
+            meta: Meta {
+                created: t,
+                last_modified: t,
+                version: Version(version),
+            },
+            attrs: Map::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_the_backend_hands_back_are_stored_before_react_hooks_run() {
+        let log = Arc::default();
+        let state = Arc::new(MemoryStateStore::default());
+        let mut events = Probe::new("ev", &log);
+        events.outbox = Some(true);
+        events.state = Some(state.clone());
+        let p = HookPipeline::new(vec![Arc::new(events)]).with_outbox(state.clone());
+        let w = p.watch(cx(ResourceKind::User), None, None).unwrap();
+        assert!(w.stages());
+        // What a backend without an outbox does: write, stage with the new state (a retried
+        // attempt stages again with a new id), hand the messages back.
+        let first = w.stage(Some(&user("u0", 1)));
+        let new = user("u1", 1);
+        let messages = w.stage(Some(&new));
+        assert_eq!(first[0].id, "ev-u0");
+        assert_eq!(messages[0].id, "ev-u1", "the stager sees the created id");
+        let created = w.keep(Staged::pending(new.clone(), messages));
+        w.finish(Some(&created)).await;
+        assert_eq!(log_of(&log), ["ev:outbox", "ev:outbox", "ev:react saw 1"]);
+        assert_eq!(state.outbox_stats("s/ev").await.map(|s| s.pending), Ok(1));
+    }
+
+    #[tokio::test]
+    async fn a_failing_outbox_hook_is_counted_and_the_write_keeps_the_others_messages() {
+        let log = Arc::default();
+        let state = Arc::new(MemoryStateStore::default());
+        let mut broken = Probe::new("broken", &log);
+        broken.outbox = Some(false);
+        let mut fine = Probe::new("fine", &log);
+        fine.outbox = Some(true);
+        let p =
+            HookPipeline::new(vec![Arc::new(broken), Arc::new(fine)]).with_outbox(state.clone());
+        let w = p.watch(cx(ResourceKind::User), None, None).unwrap();
+        let new = user("u1", 1);
+        let messages = w.stage(Some(&new));
+        assert_eq!(
+            messages.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+            ["fine-u1"]
+        );
+        let value = w.keep(Staged::stored(new));
+        w.finish(Some(&value)).await;
+        assert_eq!(p.stats().react_failures(), 1);
+        // Stored by the backend: nothing is pushed again.
+        assert_eq!(state.outbox_stats("s/fine").await.map(|s| s.pending), Ok(0));
+    }
+
+    #[tokio::test]
+    async fn messages_with_nowhere_to_go_are_counted_as_failures() {
+        let log = Arc::default();
+        let mut events = Probe::new("ev", &log);
+        events.outbox = Some(true);
+        let p = HookPipeline::new(vec![Arc::new(events)]);
+        let w = p.watch(cx(ResourceKind::User), None, None).unwrap();
+        let new = user("u1", 1);
+        let messages = w.stage(Some(&new));
+        let value = w.keep(Staged::pending(new, messages));
+        w.finish(Some(&value)).await;
+        assert_eq!(p.stats().react_failures(), 1);
+        assert_eq!(p.stats().reacts(), 1, "react hooks still run");
+    }
+
+    #[test]
+    fn only_outbox_and_react_hooks_watch_a_write() {
+        let log = Arc::default();
+        let mut groups_only = Probe::new("g", &log);
+        groups_only.kinds = vec![ResourceKind::Group];
+        let p = HookPipeline::new(vec![Arc::new(groups_only)]);
+        assert!(p.watch(cx(ResourceKind::User), None, None).is_none());
+        let w = p.watch(cx(ResourceKind::Group), None, None).unwrap();
+        assert!(!w.stages(), "a react hook alone stages nothing");
+        assert!(
+            HookPipeline::default()
+                .watch(cx(ResourceKind::Group), None, None)
+                .is_none()
+        );
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! [`Service::patch`], [`Service::delete`], [`Service::list`], [`Service::search_all`]), so a
 //! bulk operation behaves exactly like the single request it stands for.
 //!
-//! Each write runs: canonicalize (core) → *map hooks* → validate → *decide hooks* → backend →
+//! Each write runs: canonicalize (core) → *map hooks* → validate → *decide hooks* → backend
+//! (with the *outbox hooks*' messages, in the write's transaction where the backend can) →
 //! *react hooks* → projection, with the source's [`HookPipeline`] (see [`crate::hooks`]). A
 //! pipeline without hooks for a resource type and operation costs nothing: the write takes the
 //! same path as without hooks (for PATCH, the backend's own patch with membership deltas).
@@ -15,7 +16,7 @@ use crate::backend::{Backend, Imported, PATCH_RETRIES};
 use crate::compat::{Fired, Rule, Rules};
 use crate::error::{BackendError, ScimError};
 use crate::filter::{Filter, ParseOptions, compare_values};
-use crate::hooks::{HookContext, HookPipeline, Operation, Phase, RequestInfo, WriteRecord};
+use crate::hooks::{HookContext, HookPipeline, Operation, Phase, RequestInfo};
 use crate::normalize::{self, WriteMode};
 use crate::paging::{
     self, ListPaging, PageParams, PagingConfig, QueryFingerprint, parse_sort, sort_value,
@@ -327,8 +328,18 @@ impl Service {
         let attrs = self
             .before_write(&cx, rt, body, WriteMode::Create, None)
             .await?;
-        let created = self.backend.create(&self.source, kind, attrs).await?;
-        self.after_write(cx, None, Some(&created), None).await;
+        let watch = self.hooks.watch(cx, None, None);
+        let created = match &watch {
+            Some(w) if w.stages() => w.keep(
+                self.backend
+                    .create_staged(&self.source, kind, attrs, w)
+                    .await?,
+            ),
+            _ => self.backend.create(&self.source, kind, attrs).await?,
+        };
+        if let Some(w) = watch {
+            w.finish(Some(&created)).await;
+        }
         Ok(self.respond(base, &created, &projection))
     }
 
@@ -422,8 +433,8 @@ impl Service {
             self.projection(rt, projection.attributes, projection.excluded_attributes)?;
         let cx = self.hook_context(kind, Operation::Replace, Some(id));
         // Members and groups are readWrite/readOnly, never immutable: no need to load them,
-        // unless react hooks are to see the whole old state.
-        let load = if self.hooks.wants(Phase::React, kind, Operation::Replace) {
+        // unless outbox or react hooks are to see the whole old state.
+        let load = if self.hooks.watches(kind, Operation::Replace) {
             Load::ALL
         } else {
             Load::NONE
@@ -435,13 +446,25 @@ impl Service {
             let attrs = self
                 .before_write(&cx, rt, body, WriteMode::Replace(&old), Some(&old))
                 .await?;
-            match self
-                .backend
-                .replace(&self.source, kind, id, attrs, Some(old.meta.version))
-                .await
-            {
+            let version = old.meta.version;
+            let watch = self.hooks.watch(cx.clone(), Some(old), None);
+            let written = match &watch {
+                Some(w) if w.stages() => self
+                    .backend
+                    .replace_staged(&self.source, kind, id, attrs, Some(version), w)
+                    .await
+                    .map(|s| w.keep(s)),
+                _ => {
+                    self.backend
+                        .replace(&self.source, kind, id, attrs, Some(version))
+                        .await
+                }
+            };
+            match written {
                 Ok(updated) => {
-                    self.after_write(cx, Some(old), Some(&updated), None).await;
+                    if let Some(w) = watch {
+                        w.finish(Some(&updated)).await;
+                    }
                     return Ok(self.respond(base, &updated, &projection));
                 }
                 Err(BackendError::VersionMismatch)
@@ -477,7 +500,7 @@ impl Service {
                 .patch_through_hooks(base, kind, id, body, &patch, precondition, &projection)
                 .await;
         }
-        if !self.hooks.wants(Phase::React, kind, Operation::Patch) {
+        if !self.hooks.watches(kind, Operation::Patch) {
             let expected = self.expected_version(kind, id, precondition).await?;
             // The PATCH engine validates inside the backend's compare-and-swap.
             let patched = self
@@ -486,29 +509,33 @@ impl Service {
                 .await?;
             return Ok(self.respond(base, &patched, &projection));
         }
-        // React hooks only: the backend still patches (membership deltas), pinned to the
-        // state read as `old`, so the hooks see exactly the state the patch replaced.
+        // Outbox and react hooks only: the backend still patches (membership deltas), pinned
+        // to the state read as `old`, so the hooks see exactly the state the patch replaced.
         let cx = self.hook_context(kind, Operation::Patch, Some(id));
         let mut attempts = 0;
         loop {
             let old = self.backend.get(&self.source, kind, id, Load::ALL).await?;
             check_precondition(precondition, old.meta.version)?;
-            match self
-                .backend
-                .patch(
-                    &self.source,
-                    kind,
-                    id,
-                    &patch,
-                    Some(old.meta.version),
-                    Load::ALL,
-                )
-                .await
-            {
+            let version = old.meta.version;
+            let watch = self.hooks.watch(cx.clone(), Some(old), Some(body));
+            let written = match &watch {
+                Some(w) if w.stages() => self
+                    .backend
+                    .patch_staged(&self.source, kind, id, &patch, Some(version), Load::ALL, w)
+                    .await
+                    .map(|s| w.keep(s)),
+                _ => {
+                    self.backend
+                        .patch(&self.source, kind, id, &patch, Some(version), Load::ALL)
+                        .await
+                }
+            };
+            match written {
                 Ok(patched) => {
-                    if patched.meta.version != old.meta.version {
-                        self.after_write(cx, Some(old), Some(&patched), Some(body))
-                            .await;
+                    if patched.meta.version != version
+                        && let Some(w) = watch
+                    {
+                        w.finish(Some(&patched)).await;
                     }
                     return Ok(self.respond(base, &patched, &projection));
                 }
@@ -549,14 +576,25 @@ impl Service {
                 attrs = self.revalidate(rt, mapped, mode)?;
             }
             let attrs = self.decide(&cx, rt, mode, Some(&current), attrs).await?;
-            match self
-                .backend
-                .replace(&self.source, kind, id, attrs, Some(current.meta.version))
-                .await
-            {
+            let version = current.meta.version;
+            let watch = self.hooks.watch(cx.clone(), Some(current), Some(body));
+            let written = match &watch {
+                Some(w) if w.stages() => self
+                    .backend
+                    .replace_staged(&self.source, kind, id, attrs, Some(version), w)
+                    .await
+                    .map(|s| w.keep(s)),
+                _ => {
+                    self.backend
+                        .replace(&self.source, kind, id, attrs, Some(version))
+                        .await
+                }
+            };
+            match written {
                 Ok(updated) => {
-                    self.after_write(cx, Some(current), Some(&updated), Some(body))
-                        .await;
+                    if let Some(w) = watch {
+                        w.finish(Some(&updated)).await;
+                    }
                     return Ok(self.respond(base, &updated, projection));
                 }
                 Err(BackendError::VersionMismatch) if attempts < PATCH_RETRIES => attempts += 1,
@@ -573,8 +611,8 @@ impl Service {
         precondition: &Precondition,
     ) -> Result<(), ScimError> {
         let decide = self.hooks.wants(Phase::Decide, kind, Operation::Delete);
-        let react = self.hooks.wants(Phase::React, kind, Operation::Delete);
-        if !decide && !react {
+        let watched = self.hooks.watches(kind, Operation::Delete);
+        if !decide && !watched {
             let expected = self.expected_version(kind, id, precondition).await?;
             self.backend
                 .delete(&self.source, kind, id, expected)
@@ -583,7 +621,7 @@ impl Service {
         }
         // Hooks decide on (and react to) the state read, so the delete is pinned to it.
         let cx = self.hook_context(kind, Operation::Delete, Some(id));
-        let load = if react { Load::ALL } else { Load::NONE };
+        let load = if watched { Load::ALL } else { Load::NONE };
         let mut attempts = 0;
         loop {
             let old = self.backend.get(&self.source, kind, id, load).await?;
@@ -591,13 +629,25 @@ impl Service {
             if decide {
                 self.hooks.decide(&cx, Some(&old), None).await?;
             }
-            match self
-                .backend
-                .delete(&self.source, kind, id, Some(old.meta.version))
-                .await
-            {
+            let version = old.meta.version;
+            let watch = self.hooks.watch(cx.clone(), Some(old), None);
+            let written = match &watch {
+                Some(w) if w.stages() => self
+                    .backend
+                    .delete_staged(&self.source, kind, id, Some(version), w)
+                    .await
+                    .map(|s| w.keep(s)),
+                _ => {
+                    self.backend
+                        .delete(&self.source, kind, id, Some(version))
+                        .await
+                }
+            };
+            match written {
                 Ok(()) => {
-                    self.after_write(cx, Some(old), None, None).await;
+                    if let Some(w) = watch {
+                        w.finish(None).await;
+                    }
                     return Ok(());
                 }
                 Err(BackendError::VersionMismatch) if attempts < REPLACE_RETRIES => attempts += 1,
@@ -1013,29 +1063,6 @@ impl Service {
         } else {
             self.revalidate(rt, decided, mode)
         }
-    }
-
-    /// The react hooks after a successful write. Never fails the request.
-    async fn after_write(
-        &self,
-        mut cx: HookContext,
-        old: Option<Resource>,
-        new: Option<&Resource>,
-        patch: Option<&Value>,
-    ) {
-        if !self.hooks.wants(Phase::React, cx.kind, cx.operation) {
-            return;
-        }
-        if cx.id.is_none() {
-            cx.id = new.map(|r| r.id.clone());
-        }
-        let record = WriteRecord {
-            context: cx,
-            old,
-            new: new.cloned(),
-            patch: patch.cloned(),
-        };
-        self.hooks.react(&record).await;
     }
 }
 

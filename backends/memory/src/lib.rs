@@ -38,6 +38,7 @@ mod members;
 mod store;
 
 use async_trait::async_trait;
+use scimd_core::backend::{self, Staged, Stager};
 use scimd_core::query::{Load, Query, QueryPage};
 use scimd_core::resource::{Resource, Version};
 use scimd_core::schema::{ResourceKind, SchemaRegistry};
@@ -223,6 +224,54 @@ impl Backend for MemoryBackend {
             Some(store) => write(&store).patch(kind, id, patch, expected, load),
             None => Err(BackendError::NotFound(id.to_string())),
         }
+    }
+
+    // The memory backend keeps no outbox: a staged write returns its messages for the
+    // caller to store in the state store.
+    async fn create_staged(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        attrs: Map<String, Value>,
+        stager: &dyn Stager,
+    ) -> Result<Staged<Resource>, BackendError> {
+        backend::create_then_stage(self, source, kind, attrs, stager).await
+    }
+
+    async fn replace_staged(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        id: &str,
+        attrs: Map<String, Value>,
+        expected: Option<Version>,
+        stager: &dyn Stager,
+    ) -> Result<Staged<Resource>, BackendError> {
+        backend::replace_then_stage(self, source, kind, id, attrs, expected, stager).await
+    }
+
+    async fn patch_staged(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        id: &str,
+        patch: &PatchRequest,
+        expected: Option<Version>,
+        load: Load,
+        stager: &dyn Stager,
+    ) -> Result<Staged<Resource>, BackendError> {
+        backend::patch_then_stage(self, source, kind, id, patch, expected, load, stager).await
+    }
+
+    async fn delete_staged(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        id: &str,
+        expected: Option<Version>,
+        stager: &dyn Stager,
+    ) -> Result<Staged<()>, BackendError> {
+        backend::delete_then_stage(self, source, kind, id, expected, stager).await
     }
 
     async fn health(&self) -> Result<(), BackendError> {

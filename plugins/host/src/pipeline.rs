@@ -73,7 +73,8 @@ pub struct HookEnv<'a> {
     pub source: &'a str,
     /// The directory relative paths are resolved against (the configuration file's).
     pub config_dir: &'a Path,
-    /// The shared state store (the events outbox).
+    /// The shared state store: the events outbox, where delivery workers read and where
+    /// messages go that the backend did not store with their write.
     pub state: Arc<dyn StateStore>,
 }
 
@@ -107,6 +108,7 @@ pub struct HookBuildError {
 /// Builds a source's pipeline, in configured order. Plugin libraries are loaded (and their
 /// ABI version checked) here, so an incompatible plugin stops start-up. Events hooks start
 /// their delivery workers, so this must run inside a tokio runtime when they are configured.
+/// Outbox messages the backend does not store with a write go to `env.state`.
 pub fn build_pipeline(
     configs: &[HookConfig],
     env: &HookEnv<'_>,
@@ -138,7 +140,7 @@ pub fn build_pipeline(
         })?;
         hooks.push(hook);
     }
-    Ok(HookPipeline::new(hooks))
+    Ok(HookPipeline::new(hooks).with_outbox(env.state.clone()))
 }
 
 #[cfg(test)]

@@ -44,6 +44,7 @@ impl Hook for Recorder {
         match phase {
             Phase::Map => false,
             Phase::Decide => !self.react_only && (op != Operation::Delete || self.deny_deletes),
+            Phase::Outbox => false,
             Phase::React => true,
         }
     }
