@@ -8,6 +8,9 @@
 //!   (bearer tokens live in the same database, in their own table).
 //! - [`SqliteConfig`] and [`PostgresConfig`] are the operator-facing configurations; their
 //!   `build()` connects and applies the embedded migrations.
+//! - The state store's event outbox lives in the same database; when it is the live state
+//!   store ([`SqlBackend::set_transactional_outbox`]), a write watched by outbox hooks stores
+//!   its messages in the write's own transaction.
 //!
 //! ## Storage model
 //! Resources are rows keyed by `(source, kind, id)` with their version, timestamps, the
@@ -51,6 +54,7 @@ use sqlx::{PgPool, SqlitePool};
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -89,6 +93,8 @@ pub struct SqlBackend {
 struct Inner {
     pools: Pools,
     max_results: u64,
+    /// Whether staged writes store their outbox messages in their own transaction.
+    transactional_outbox: AtomicBool,
     default_schemas: RwLock<Arc<SchemaRegistry>>,
     schemas: RwLock<HashMap<String, Arc<SchemaRegistry>>>,
 }
@@ -229,6 +235,7 @@ impl SqlBackend {
             inner: Arc::new(Inner {
                 pools,
                 max_results,
+                transactional_outbox: AtomicBool::new(false),
                 default_schemas: RwLock::new(Arc::new(SchemaRegistry::new())),
                 schemas: RwLock::new(HashMap::new()),
             }),

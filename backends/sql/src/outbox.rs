@@ -5,12 +5,21 @@
 //! serializes writers, and PostgreSQL skips rows another replica has locked
 //! (`FOR UPDATE SKIP LOCKED`), so two replicas never claim the same message at once.
 //!
+//! When this database is the live state store ([`SqlBackend::set_transactional_outbox`]),
+//! writes watched by outbox hooks insert their messages here in the write's own transaction
+//! ([`Backend::create_staged`] and the other `*_staged` methods): a resource and the events
+//! about it commit together, so no crash can keep one without the other. Until that
+//! transaction commits, the rows are invisible to claims.
+//!
 //! [`StateStore::outbox_push`]: scimd_core::state::StateStore::outbox_push
+//! [`Backend::create_staged`]: scimd_core::Backend::create_staged
 
 use crate::SqlBackend;
-use crate::db::{DbRow, Dialect, Error, Param};
-use scimd_core::BackendError;
+use crate::db::{DbRow, Dialect, Error, Param, Sql, Tx};
+use scimd_core::backend::Stager;
 use scimd_core::state::{OutboxMessage, OutboxStats};
+use scimd_core::{BackendError, Resource};
+use std::sync::atomic::Ordering;
 use time::OffsetDateTime;
 
 const COLUMNS: &str = "id, stream, payload, created, attempts, next_attempt, last_error";
@@ -40,8 +49,21 @@ fn decode(row: &DbRow) -> Result<OutboxMessage, Error> {
 }
 
 impl SqlBackend {
-    pub(crate) async fn try_outbox_push(&self, m: &OutboxMessage) -> Result<(), Error> {
-        let mut tx = self.write_tx().await?;
+    /// Makes writes watched by outbox hooks (the `*_staged` methods of [`scimd_core::Backend`])
+    /// store their messages in their own transaction. Turn it on only when this database is
+    /// also the live state store, whose delivery workers read the outbox: the server does so
+    /// when they share the database. Off (the default), staged writes hand their messages back
+    /// for the caller to store after the write.
+    pub fn set_transactional_outbox(&self, on: bool) {
+        self.inner.transactional_outbox.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether writes store their outbox messages in their own transaction.
+    pub fn transactional_outbox(&self) -> bool {
+        self.inner.transactional_outbox.load(Ordering::Relaxed)
+    }
+
+    fn insert_message(&self, m: &OutboxMessage) -> Sql {
         let mut sql = self.new_sql();
         sql.push("INSERT INTO scimd_outbox (")
             .push(COLUMNS)
@@ -52,10 +74,44 @@ impl SqlBackend {
         sql.bind_int(micros(m.created)).push(", ");
         sql.bind_int(i64::from(m.attempts)).push(", ");
         sql.bind_int(micros(m.next_attempt)).push(", ");
-        sql.bind(Param::OptText(m.last_error.clone()))
-            .push(") ON CONFLICT (id) DO NOTHING");
+        sql.bind(Param::OptText(m.last_error.clone())).push(")");
+        sql
+    }
+
+    pub(crate) async fn try_outbox_push(&self, m: &OutboxMessage) -> Result<(), Error> {
+        let mut tx = self.write_tx().await?;
+        let mut sql = self.insert_message(m);
+        // Pushing again after a lost acknowledgement must not fail.
+        sql.push(" ON CONFLICT (id) DO NOTHING");
         tx.execute(&sql).await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// The outbox phase of a write, inside its transaction: builds the messages of the new
+    /// state and inserts them. Each message is new (a fresh id per attempt); an id that is
+    /// stored already means a broken id generator and fails the write rather than losing the
+    /// event.
+    pub(crate) async fn stage_in(
+        &self,
+        tx: &mut Tx,
+        stager: &dyn Stager,
+        new: Option<&Resource>,
+    ) -> Result<(), Error> {
+        for m in stager.stage(new) {
+            match tx.execute(&self.insert_message(&m)).await {
+                Err(Error::Db(sqlx::Error::Database(d))) if d.is_unique_violation() => {
+                    return Err(BackendError::Internal(format!(
+                        "the outbox already holds a message with id {}",
+                        m.id
+                    ))
+                    .into());
+                }
+                r => {
+                    r?;
+                }
+            }
+        }
         Ok(())
     }
 

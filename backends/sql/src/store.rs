@@ -7,6 +7,7 @@ use crate::filter::{SortKey, SortType, Translator};
 use crate::search::{Columns, columns, fold, is_relation, search_doc};
 use crate::{Pools, SqlBackend};
 use async_trait::async_trait;
+use scimd_core::backend::{self, Staged, Stager};
 use scimd_core::patch::Member;
 use scimd_core::query::{CursorPosition, Page};
 use scimd_core::resource::{Meta, now};
@@ -513,6 +514,7 @@ impl SqlBackend {
         source: &str,
         kind: ResourceKind,
         attrs: &Map<String, Value>,
+        stager: Option<&dyn Stager>,
     ) -> Result<Resource, Error> {
         let reg = self.schemas(source);
         let rt = reg.resource_type(kind);
@@ -536,6 +538,9 @@ impl SqlBackend {
             .fetch(&mut tx, source, kind, &id, Load::ALL)
             .await?
             .ok_or_else(|| internal("create", "the new row vanished"))?;
+        if let Some(stager) = stager {
+            self.stage_in(&mut tx, stager, Some(&r)).await?;
+        }
         tx.commit().await?;
         Ok(r)
     }
@@ -560,6 +565,7 @@ impl SqlBackend {
         id: &str,
         attrs: &Map<String, Value>,
         expected: Option<Version>,
+        stager: Option<&dyn Stager>,
     ) -> Result<Resource, Error> {
         let reg = self.schemas(source);
         let rt = reg.resource_type(kind);
@@ -580,6 +586,9 @@ impl SqlBackend {
             .fetch(&mut tx, source, kind, id, Load::ALL)
             .await?
             .ok_or_else(|| BackendError::NotFound(id.to_string()))?;
+        if let Some(stager) = stager {
+            self.stage_in(&mut tx, stager, Some(&r)).await?;
+        }
         tx.commit().await?;
         Ok(r)
     }
@@ -590,6 +599,7 @@ impl SqlBackend {
         kind: ResourceKind,
         id: &str,
         expected: Option<Version>,
+        stager: Option<&dyn Stager>,
     ) -> Result<(), Error> {
         let at = micros(now());
         let mut tx = self.write_tx().await?;
@@ -637,6 +647,9 @@ impl SqlBackend {
         sql.push(" AND id = ");
         sql.bind_text(id);
         tx.execute(&sql).await?;
+        if let Some(stager) = stager {
+            self.stage_in(&mut tx, stager, None).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -651,6 +664,7 @@ impl SqlBackend {
         expected: Option<Version>,
         load: Load,
         delta: Option<&(PatchRequest, scimd_core::MembershipDelta)>,
+        stager: Option<&dyn Stager>,
     ) -> Result<Resource, Error> {
         let reg = self.schemas(source);
         let rt = reg.resource_type(kind);
@@ -714,10 +728,16 @@ impl SqlBackend {
         if changed {
             self.bump(&mut tx, source, kind, id, at).await?;
         }
+        // The outbox phase sees the whole new state.
+        let stager = stager.filter(|_| changed);
+        let load = if stager.is_some() { Load::ALL } else { load };
         let r = self
             .fetch(&mut tx, source, kind, id, load)
             .await?
             .ok_or_else(|| BackendError::NotFound(id.to_string()))?;
+        if let Some(stager) = stager {
+            self.stage_in(&mut tx, stager, Some(&r)).await?;
+        }
         tx.commit().await?;
         Ok(r)
     }
@@ -1141,7 +1161,7 @@ impl Backend for SqlBackend {
         kind: ResourceKind,
         attrs: Map<String, Value>,
     ) -> Result<Resource, BackendError> {
-        retry!("userName", self.try_create(source, kind, &attrs))
+        retry!("userName", self.try_create(source, kind, &attrs, None))
     }
 
     async fn get(
@@ -1164,7 +1184,7 @@ impl Backend for SqlBackend {
     ) -> Result<Resource, BackendError> {
         retry!(
             "userName",
-            self.try_replace(source, kind, id, &attrs, expected)
+            self.try_replace(source, kind, id, &attrs, expected, None)
         )
     }
 
@@ -1175,7 +1195,10 @@ impl Backend for SqlBackend {
         id: &str,
         expected: Option<Version>,
     ) -> Result<(), BackendError> {
-        retry!("userName", self.try_delete(source, kind, id, expected))
+        retry!(
+            "userName",
+            self.try_delete(source, kind, id, expected, None)
+        )
     }
 
     async fn query(
@@ -1202,8 +1225,108 @@ impl Backend for SqlBackend {
         };
         retry!(
             "userName",
-            self.try_patch(source, kind, id, patch, expected, load, delta.as_ref())
+            self.try_patch(
+                source,
+                kind,
+                id,
+                patch,
+                expected,
+                load,
+                delta.as_ref(),
+                None
+            )
         )
+    }
+
+    async fn create_staged(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        attrs: Map<String, Value>,
+        stager: &dyn Stager,
+    ) -> Result<Staged<Resource>, BackendError> {
+        if !self.transactional_outbox() {
+            return backend::create_then_stage(self, source, kind, attrs, stager).await;
+        }
+        let r = retry!(
+            "userName",
+            self.try_create(source, kind, &attrs, Some(stager))
+        )?;
+        Ok(Staged::stored(r))
+    }
+
+    async fn replace_staged(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        id: &str,
+        attrs: Map<String, Value>,
+        expected: Option<Version>,
+        stager: &dyn Stager,
+    ) -> Result<Staged<Resource>, BackendError> {
+        if !self.transactional_outbox() {
+            return backend::replace_then_stage(self, source, kind, id, attrs, expected, stager)
+                .await;
+        }
+        let r = retry!(
+            "userName",
+            self.try_replace(source, kind, id, &attrs, expected, Some(stager))
+        )?;
+        Ok(Staged::stored(r))
+    }
+
+    async fn patch_staged(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        id: &str,
+        patch: &PatchRequest,
+        expected: Option<Version>,
+        load: Load,
+        stager: &dyn Stager,
+    ) -> Result<Staged<Resource>, BackendError> {
+        if !self.transactional_outbox() {
+            return backend::patch_then_stage(
+                self, source, kind, id, patch, expected, load, stager,
+            )
+            .await;
+        }
+        let delta = match kind {
+            ResourceKind::Group => patch.membership_delta(),
+            ResourceKind::User => None,
+        };
+        let r = retry!(
+            "userName",
+            self.try_patch(
+                source,
+                kind,
+                id,
+                patch,
+                expected,
+                load,
+                delta.as_ref(),
+                Some(stager)
+            )
+        )?;
+        Ok(Staged::stored(r))
+    }
+
+    async fn delete_staged(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        id: &str,
+        expected: Option<Version>,
+        stager: &dyn Stager,
+    ) -> Result<Staged<()>, BackendError> {
+        if !self.transactional_outbox() {
+            return backend::delete_then_stage(self, source, kind, id, expected, stager).await;
+        }
+        retry!(
+            "userName",
+            self.try_delete(source, kind, id, expected, Some(stager))
+        )?;
+        Ok(Staged::stored(()))
     }
 
     async fn import(
