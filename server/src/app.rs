@@ -1,7 +1,7 @@
 //! The running application: sources with their services, the state store and the limits, built
 //! once from the configuration and shared by every request.
 
-use crate::config::{BuiltBackend, Config, Loaded, PatchResponse};
+use crate::config::{BuiltBackend, Config, Loaded, PatchResponse, SqlTarget};
 use crate::tokens::{self, Secret};
 use anyhow::Context;
 use scimd_core::service::Service;
@@ -70,6 +70,12 @@ impl App {
         state: Option<Arc<dyn StateStore>>,
     ) -> anyhow::Result<Arc<App>> {
         let paging = config.paging.build()?;
+        // The database the state store opens from the configuration (none when one is given):
+        // SQL backends in it store their writes' outbox messages in the write's transaction.
+        let state_db = match &state {
+            Some(_) => None,
+            None => config.state.resolve(&config.backend),
+        };
         let mut registries = Vec::new();
         for s in &config.sources {
             let reg = s
@@ -108,6 +114,10 @@ impl App {
                 .await
                 .context("while opening the backend")?;
             backends.push(b.backend.clone());
+            share_outbox(
+                &b,
+                shares_state_database(config.backend.sql(), state_db, true),
+            );
             Some(b)
         } else {
             None
@@ -141,6 +151,7 @@ impl App {
                         .build(&[(slug.clone(), reg.clone())])
                         .await
                         .with_context(|| format!("while opening the backend of source {slug}"))?;
+                    share_outbox(&b, shares_state_database(own.sql(), state_db, false));
                     backends.push(b.backend.clone());
                     b.backend
                 }
@@ -223,5 +234,72 @@ impl App {
             }
         }
         Ok(out)
+    }
+}
+
+/// Whether a backend in the SQL database `db` shares the database of the state store (`state`,
+/// `None` when the state store is memory or was given). The `top`-level backend is the state
+/// store itself when their configurations are equal, which shares even an in-memory database;
+/// any other backend must name the same SQLite file or PostgreSQL URL.
+fn shares_state_database(
+    db: Option<SqlTarget<'_>>,
+    state: Option<SqlTarget<'_>>,
+    top: bool,
+) -> bool {
+    match (db, state) {
+        (Some(db), Some(state)) => (top && db == state) || db.same_database(&state),
+        _ => false,
+    }
+}
+
+/// Tells a SQL backend whether its database holds the live state store's outbox, so that its
+/// writes store their events in their own transaction.
+fn share_outbox(b: &BuiltBackend, shares: bool) {
+    if let Some(sql) = &b.sql {
+        sql.set_transactional_outbox(shares);
+        if shares {
+            tracing::debug!(
+                dialect = sql.dialect_name(),
+                "Events are stored in the transaction of their write."
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scimd_backend_sql::{PostgresConfig, SqliteConfig};
+
+    fn sqlite(path: &str) -> SqliteConfig {
+        SqliteConfig {
+            path: path.into(),
+            ..SqliteConfig::default()
+        }
+    }
+
+    #[test]
+    fn events_commit_with_writes_only_in_the_state_stores_database() {
+        let (a, b, mem) = (sqlite("data/a.db"), sqlite("data/b.db"), sqlite(":memory:"));
+        let pg = |url: &str| PostgresConfig {
+            url: url.into(),
+            ..PostgresConfig::default()
+        };
+        let (p1, p2) = (pg("postgres://h/one"), pg("postgres://h/two"));
+        let s = SqlTarget::Sqlite;
+        assert!(shares_state_database(Some(s(&a)), Some(s(&a)), true));
+        assert!(shares_state_database(Some(s(&a)), Some(s(&a)), false));
+        assert!(!shares_state_database(Some(s(&a)), Some(s(&b)), true));
+        // The top-level in-memory database is the state store itself; another in-memory
+        // database is another database.
+        assert!(shares_state_database(Some(s(&mem)), Some(s(&mem)), true));
+        assert!(!shares_state_database(Some(s(&mem)), Some(s(&mem)), false));
+        let p = SqlTarget::Postgres;
+        assert!(shares_state_database(Some(p(&p1)), Some(p(&p1)), false));
+        assert!(!shares_state_database(Some(p(&p1)), Some(p(&p2)), true));
+        assert!(!shares_state_database(Some(p(&p1)), Some(s(&a)), true));
+        // Memory and LDAP backends, or a memory state store.
+        assert!(!shares_state_database(None, Some(s(&a)), true));
+        assert!(!shares_state_database(Some(s(&a)), None, true));
     }
 }

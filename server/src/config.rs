@@ -196,6 +196,17 @@ impl SqlTarget<'_> {
         Ok(b)
     }
 
+    /// Whether `other` names the same database, one that separate connection pools share: the
+    /// same SQLite file (an in-memory database is private to its pool) or the same PostgreSQL
+    /// URL.
+    pub fn same_database(&self, other: &SqlTarget<'_>) -> bool {
+        match (self, other) {
+            (SqlTarget::Sqlite(a), SqlTarget::Sqlite(b)) => !a.is_in_memory() && a.path == b.path,
+            (SqlTarget::Postgres(a), SqlTarget::Postgres(b)) => a.url == b.url,
+            _ => false,
+        }
+    }
+
     /// A description for messages (passwords redacted).
     pub fn describe(&self) -> String {
         match self {
@@ -254,6 +265,8 @@ pub struct BuiltBackend {
     pub backend: Arc<dyn Backend>,
     /// The same database as a state store, for SQL backends.
     pub state: Option<Arc<dyn StateStore>>,
+    /// The SQL backend itself, told whether its outbox is the live state store's.
+    pub sql: Option<SqlBackend>,
 }
 
 impl BackendConfig {
@@ -296,6 +309,7 @@ impl BackendConfig {
             return Ok(BuiltBackend {
                 backend: Arc::new(b),
                 state: None,
+                sql: None,
             });
         }
         match self.sql() {
@@ -307,6 +321,7 @@ impl BackendConfig {
                 Ok(BuiltBackend {
                     backend: Arc::new(b),
                     state: None,
+                    sql: None,
                 })
             }
             Some(target) => {
@@ -317,10 +332,12 @@ impl BackendConfig {
                 for (slug, reg) in sources {
                     b.set_schemas(slug, reg.clone());
                 }
+                let sql = b.clone();
                 let b = Arc::new(b);
                 Ok(BuiltBackend {
                     backend: b.clone(),
                     state: Some(b),
+                    sql: Some(sql),
                 })
             }
         }

@@ -1,12 +1,25 @@
 //! `events`: RFC 9967 SCIM events as signed Security Event Tokens (RFC 8417), pushed to an HTTP
 //! receiver (RFC 8935) through a durable outbox.
 //!
-//! In the react phase the hook builds the SET of the write ([`set`]), signs it ([`jws`]) and
-//! stores it in the state store's outbox before the response is sent; a background worker
-//! ([`delivery`]) delivers it with retries and backoff. An event is therefore delivered at
-//! least once even if scimd is killed between the write and the delivery: the next start (or
-//! another replica) finds it in the outbox. The only window is a crash between the backend
-//! write and the outbox insert, which are separate stores.
+//! In the outbox phase the hook builds the SET of the write ([`set`]) and signs it ([`jws`]);
+//! the pipeline stores it in the state store's outbox, and a background worker ([`delivery`])
+//! delivers it with retries and backoff (the react phase only wakes the worker). An event is
+//! therefore delivered at least once even if scimd is killed between the write and the
+//! delivery: the next start (or another replica) finds it in the outbox.
+//!
+//! How the SET reaches the outbox decides whether a crash *during* the write can lose it:
+//!
+//! - When the backend is SQLite or PostgreSQL and the state store is the same database (the
+//!   default: `[state]` follows the backend), the SET is inserted in the write's own
+//!   transaction. The resource and its event commit together or not at all; no crash can keep
+//!   one without the other.
+//! - Otherwise (memory or LDAP backends, or a state store in another database) the SET is
+//!   stored right after the backend committed, before the response is sent. A crash between
+//!   the two loses that event although the write stands; the client got no response and
+//!   usually retries, but a receiver may miss that one change.
+//!
+//! Signing or storing problems never fail the request (see [`scimd_core::hooks`]): they are
+//! logged and counted in `scimd_hook_react_failures_total`.
 //!
 //! ```toml
 //! [[sources.hooks]]
@@ -33,7 +46,10 @@ use scimd_core::resource::now;
 use scimd_core::schema::ResourceKind;
 use scimd_core::state::{OutboxMessage, StateStore};
 use serde::{Deserialize, Serialize};
-use set::{Addressing, EventMode};
+use set::{
+    ACTIVATE, Addressing, CREATE_FULL, CREATE_NOTICE, DEACTIVATE, DELETE, EventMode, PATCH_FULL,
+    PATCH_NOTICE, PUT_FULL, PUT_NOTICE,
+};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -150,7 +166,6 @@ pub struct EventsHook {
     to: Addressing,
     signer: Signer,
     scope: Scope,
-    state: Arc<dyn StateStore>,
     wake: Arc<Notify>,
 }
 
@@ -215,7 +230,7 @@ impl EventsConfig {
             retry_max: Duration::from_millis(self.retry_max_ms.max(self.retry_initial_ms)),
             poll: Duration::from_millis(self.poll_ms.max(10)),
         };
-        runtime.spawn(delivery::run(state.clone(), settings, client, wake.clone()));
+        runtime.spawn(delivery::run(state, settings, client, wake.clone()));
         Ok(EventsHook {
             name: self.name.clone().unwrap_or_else(|| "events".into()),
             stream,
@@ -229,7 +244,6 @@ impl EventsConfig {
                 resource_types: self.resource_types.clone(),
                 operations: self.operations.clone(),
             },
-            state,
             wake,
         })
     }
@@ -248,6 +262,37 @@ impl EventsHook {
     pub fn stream(&self) -> &str {
         &self.stream
     }
+
+    /// The RFC 9967 event URIs this hook emits, given its mode and scope, in registry order.
+    pub fn emitted_event_uris(&self) -> Vec<&'static str> {
+        let in_scope = |op| {
+            ResourceKind::ALL
+                .iter()
+                .any(|k| self.scope.contains(*k, op))
+        };
+        let full = self.mode == EventMode::Full;
+        let mut out = Vec::new();
+        for (op, full_uri, notice_uri) in [
+            (Operation::Create, CREATE_FULL, CREATE_NOTICE),
+            (Operation::Patch, PATCH_FULL, PATCH_NOTICE),
+            (Operation::Replace, PUT_FULL, PUT_NOTICE),
+        ] {
+            if in_scope(op) {
+                out.push(if full { full_uri } else { notice_uri });
+            }
+        }
+        if in_scope(Operation::Delete) {
+            out.push(DELETE);
+        }
+        // A user's `active` turning true or false adds these to a create, put or patch SET.
+        let user_state = [Operation::Create, Operation::Replace, Operation::Patch]
+            .into_iter()
+            .any(|op| self.scope.contains(ResourceKind::User, op));
+        if user_state {
+            out.extend([ACTIVATE, DEACTIVATE]);
+        }
+        out
+    }
 }
 
 #[async_trait]
@@ -257,13 +302,15 @@ impl Hook for EventsHook {
     }
 
     fn applies(&self, phase: Phase, kind: ResourceKind, operation: Operation) -> bool {
-        phase == Phase::React && self.scope.contains(kind, operation)
+        matches!(phase, Phase::Outbox | Phase::React) && self.scope.contains(kind, operation)
     }
 
-    async fn react(&self, record: &WriteRecord) -> Result<(), ReactError> {
-        let (jti, token) = self.sign(record).map_err(ReactError::new)?;
+    fn outbox(&self, record: &WriteRecord) -> Result<Vec<OutboxMessage>, ReactError> {
+        let (jti, token) = self
+            .sign(record)
+            .map_err(|e| ReactError::new(format!("cannot sign the event: {e}")))?;
         let t = now();
-        let message = OutboxMessage {
+        Ok(vec![OutboxMessage {
             id: jti,
             stream: self.stream.clone(),
             payload: token,
@@ -271,12 +318,80 @@ impl Hook for EventsHook {
             attempts: 0,
             next_attempt: t,
             last_error: None,
-        };
-        self.state
-            .outbox_push(&message)
-            .await
-            .map_err(|e| ReactError::new(format!("cannot store the event: {e}")))?;
+        }])
+    }
+
+    /// The event is in the outbox by now (committed with the write or stored after it): the
+    /// worker delivers it without waiting for its next poll.
+    async fn react(&self, _: &WriteRecord) -> Result<(), ReactError> {
         self.wake.notify_one();
         Ok(())
+    }
+
+    fn event_uris(&self) -> Vec<String> {
+        self.emitted_event_uris()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scimd_core::state::MemoryStateStore;
+
+    fn hook(extra: serde_json::Value) -> EventsHook {
+        let mut c = serde_json::json!({
+            "url": "http://127.0.0.1:9/events",
+            "key": "an-hs256-secret-of-at-least-32-bytes!",
+        });
+        if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
+            c.extend(extra.clone());
+        }
+        let config: EventsConfig = serde_json::from_value(c).unwrap_or_else(|e| panic!("{e}"));
+        config
+            .build("s", None, Arc::new(MemoryStateStore::default()))
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[tokio::test]
+    async fn event_uris_follow_mode_and_scope() {
+        assert_eq!(
+            hook(serde_json::json!({})).emitted_event_uris(),
+            [
+                CREATE_FULL,
+                PATCH_FULL,
+                PUT_FULL,
+                DELETE,
+                ACTIVATE,
+                DEACTIVATE
+            ]
+        );
+        assert_eq!(
+            hook(serde_json::json!({"mode": "notice", "operations": ["patch", "delete"]}))
+                .emitted_event_uris(),
+            [PATCH_NOTICE, DELETE, ACTIVATE, DEACTIVATE]
+        );
+        // Groups are never activated; deletes never change `active`.
+        assert_eq!(
+            hook(serde_json::json!({"resource_types": ["Group"]})).emitted_event_uris(),
+            [CREATE_FULL, PATCH_FULL, PUT_FULL, DELETE]
+        );
+        assert_eq!(
+            hook(serde_json::json!({"operations": ["delete"]})).emitted_event_uris(),
+            [DELETE]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_hook_builds_its_set_in_the_outbox_phase_and_only_wakes_in_react() {
+        let h = hook(serde_json::json!({"operations": ["create", "delete"]}));
+        for phase in [Phase::Outbox, Phase::React] {
+            assert!(h.applies(phase, ResourceKind::User, Operation::Create));
+            assert!(!h.applies(phase, ResourceKind::User, Operation::Patch));
+        }
+        assert!(!h.applies(Phase::Map, ResourceKind::User, Operation::Create));
+        assert!(!h.applies(Phase::Decide, ResourceKind::User, Operation::Create));
     }
 }
