@@ -641,3 +641,51 @@ poll_ms = 100
     assert!(claims["jti"].as_str().is_some_and(|j| !j.is_empty()));
     assert!(claims["txn"].as_str().is_some_and(|t| t.contains(&id)));
 }
+
+/// RFC 9967 §4: `/ServiceProviderConfig` advertises `securityEvents` with the event URIs of
+/// the source's events hooks (following their mode and scope), and only for a source that has
+/// one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_provider_config_lists_the_event_uris_of_the_sources_events_hooks() {
+    let events = |extra: Value| {
+        let mut c = json!({"type": "events", "url": "http://127.0.0.1:9/events",
+                           "key": "an-hs256-secret-of-at-least-32-bytes!"});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().cloned().unwrap());
+        c
+    };
+    let s = Server::start(vec![
+        source(
+            "feeds",
+            hooks(json!([
+                events(json!({"name": "hr", "mode": "notice", "operations": ["create", "delete"]})),
+                events(json!({"name": "groups", "resource_types": ["Group"], "operations": ["patch", "delete"]})),
+            ])),
+        ),
+        source("quiet", Vec::new()),
+    ])
+    .await;
+    let r = s
+        .on("feeds", Method::GET, "/ServiceProviderConfig", None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["securityEvents"],
+        json!({
+            "asyncRequest": "none",
+            "eventUris": [
+                "urn:ietf:params:scim:event:prov:create:notice",
+                "urn:ietf:params:scim:event:prov:delete",
+                "urn:ietf:params:scim:event:prov:activate",
+                "urn:ietf:params:scim:event:prov:deactivate",
+                "urn:ietf:params:scim:event:prov:patch:full",
+            ]
+        })
+    );
+    let r = s
+        .on("quiet", Method::GET, "/ServiceProviderConfig", None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.get("securityEvents").is_none(), "{}", r.body);
+}

@@ -1,5 +1,6 @@
 //! The built-in schemas: core User and Group, the EnterpriseUser extension (RFC 7643 §4, §8.7.1)
-//! and the discovery schemas (RFC 7643 §5–7, §8.7.2; RFC 9865 §3 for `pagination`).
+//! and the discovery schemas (RFC 7643 §5–7, §8.7.2; RFC 9865 §3 for `pagination`; RFC 9967 §4
+//! for `securityEvents`).
 
 use super::{AttrType, AttributeDef, Mutability, Returned, Schema, Uniqueness};
 use std::sync::OnceLock;
@@ -269,6 +270,10 @@ pub fn discovery_schemas() -> &'static [Schema] {
                         ro("maxPageSize", Integer).desc("The largest page size the service provider returns."),
                         ro("cursorTimeout", Integer).desc("Seconds a cursor stays valid."),
                     ]),
+                    ro("securityEvents", Complex).desc("Security Event capabilities (RFC 9967); absent when the service provider emits no events.").subs(vec![
+                        ro("asyncRequest", Str).canonical(&["none", "long", "request"]).desc("Whether requests may complete asynchronously: none, long (at the server's discretion) or request (when the client asks)."),
+                        ro("eventUris", Str).multi().desc("The SET event URIs the service provider can generate and deliver."),
+                    ]),
                     ro("authenticationSchemes", Complex).multi().required().desc("A multi-valued complex type that specifies supported authentication scheme properties.").subs(vec![
                         ro("type", Str).required().canonical(&["oauth", "oauth2", "oauthbearertoken", "httpbasic", "httpdigest"]).desc("The authentication scheme."),
                         ro("name", Str).required().desc("The common authentication scheme name."),
@@ -316,4 +321,34 @@ pub fn discovery_schemas() -> &'static [Schema] {
             },
         ]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_provider_config_defines_security_events_of_rfc_9967() {
+        let spc = discovery_schemas()
+            .iter()
+            .find(|s| s.id == SERVICE_PROVIDER_CONFIG)
+            .unwrap_or_else(|| panic!("no ServiceProviderConfig schema"));
+        let attr = spc
+            .attributes
+            .iter()
+            .find(|a| a.name == "securityEvents")
+            .unwrap_or_else(|| panic!("no securityEvents"));
+        assert!(!attr.required, "absent when no events are emitted");
+        assert_eq!(attr.mutability, Mutability::ReadOnly);
+        let subs: Vec<(&str, bool)> = attr
+            .sub_attributes
+            .iter()
+            .map(|a| (a.name.as_str(), a.multi_valued))
+            .collect();
+        assert_eq!(subs, [("asyncRequest", false), ("eventUris", true)]);
+        assert_eq!(
+            attr.sub_attributes[0].canonical_values,
+            ["none", "long", "request"]
+        );
+    }
 }

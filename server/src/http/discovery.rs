@@ -1,5 +1,6 @@
 //! `/ServiceProviderConfig`, `/ResourceTypes` and `/Schemas` (RFC 7644 §4), rendered from the
-//! source's schema registry, its backend's capabilities and the configured limits.
+//! source's schema registry, its backend's capabilities, its hooks (RFC 9967 `securityEvents`)
+//! and the configured limits.
 
 use crate::app::{App, Source};
 use scimd_core::ScimError;
@@ -10,7 +11,7 @@ use serde_json::{Value, json};
 /// The ServiceProviderConfig of a source.
 pub fn service_provider_config(app: &App, source: &Source, base: &str, docs: &str) -> Value {
     let caps = source.service.backend().capabilities();
-    json!({
+    let mut spc = json!({
         "schemas": [SERVICE_PROVIDER_CONFIG],
         "documentationUri": docs,
         "patch": {"supported": true},
@@ -37,7 +38,19 @@ pub fn service_provider_config(app: &App, source: &Source, base: &str, docs: &st
             "resourceType": "ServiceProviderConfig",
             "location": format!("{base}/ServiceProviderConfig"),
         },
-    })
+    });
+    // RFC 9967 §4: present only when the source emits events. Requests always complete
+    // synchronously.
+    let event_uris = source.service.hooks().event_uris();
+    if !event_uris.is_empty()
+        && let Some(obj) = spc.as_object_mut()
+    {
+        obj.insert(
+            "securityEvents".into(),
+            json!({"asyncRequest": "none", "eventUris": event_uris}),
+        );
+    }
+    spc
 }
 
 fn list(resources: Vec<Value>) -> Value {

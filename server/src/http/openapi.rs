@@ -287,7 +287,11 @@ fn message_schemas() -> Vec<(String, Value)> {
                 "patch": {"type": "object"}, "bulk": {"type": "object"}, "filter": {"type": "object"},
                 "changePassword": {"type": "object"}, "sort": {"type": "object"}, "etag": {"type": "object"},
                 "pagination": {"type": "object"},
-                "authenticationSchemes": {"type": "array", "items": {"type": "object"}}
+                "authenticationSchemes": {"type": "array", "items": {"type": "object"}},
+                "securityEvents": {"type": "object", "description": "RFC 9967 §4: present when the source emits events.", "properties": {
+                    "asyncRequest": {"type": "string", "enum": ["none", "long", "request"]},
+                    "eventUris": {"type": "array", "items": {"type": "string"}}
+                }}
             }}),
         ),
         (
