@@ -1,6 +1,8 @@
 //! Prometheus metrics: requests by source, endpoint, method and status; latency histograms;
-//! backend errors; compatibility rules fired. The recorder is process-global, so it is
-//! installed once and shared by every server in the process (tests start several).
+//! backend errors; compatibility rules fired; and the metrics hooks and event delivery record
+//! (described here too, so every exported metric has a `# HELP` line). The recorder is
+//! process-global, so it is installed once and shared by every server in the process (tests
+//! start several).
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
@@ -44,6 +46,8 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
                         COMPAT_RULE_FIRED,
                         "Requests in which an identity-provider compatibility rule fired."
                     );
+                    // Hooks and event delivery record their own metrics.
+                    scimd_plugin_host::describe_metrics();
                     Some(h)
                 }
                 Err(e) => {

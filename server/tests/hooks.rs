@@ -689,3 +689,106 @@ async fn service_provider_config_lists_the_event_uris_of_the_sources_events_hook
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.get("securityEvents").is_none(), "{}", r.body);
 }
+
+/// Every metric family `/metrics` exports has a `# HELP` line, in particular those of hooks
+/// (vetoes, react failures, plugin faults) and of event delivery (delivered, retried, given
+/// up, outbox size), produced here by real writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_and_event_metrics_are_described() {
+    let faulty = lib("scimd-test-plugin-faulty");
+    let accepting = Receiver::start(&[503]).await.unwrap();
+    let rejecting = Receiver::start(&[400]).await.unwrap();
+    let events = |name: &str, url: &str| {
+        json!({"type": "events", "name": name, "url": url,
+               "key": "an-hs256-secret-of-at-least-32-bytes!", "retry_initial_ms": 50,
+               "retry_max_ms": 100, "poll_ms": 50, "timeout_ms": 2000})
+    };
+    let s = Server::start(vec![
+        policy_source(),
+        source(
+            "faulty",
+            hooks(
+                json!([{"type": "plugin", "path": faulty, "config": {"panic": ["react"]},
+                          "failure": "allow"}]),
+            ),
+        ),
+        source(
+            "events",
+            hooks(json!([
+                events("accepting", &accepting.url),
+                events("rejecting", &rejecting.url)
+            ])),
+        ),
+    ])
+    .await;
+    let user = |name: &str, email: &str| {
+        Some(json!({"schemas": [USER], "userName": name, "emails": [{"value": email}]}))
+    };
+    let r = s
+        .on("policy", Method::POST, "/Users", user("m", "m@evil.test"))
+        .await;
+    assert_scim_error(&r, 403);
+    let r = s
+        .on("faulty", Method::POST, "/Users", user("f", "f@example.com"))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = s
+        .on("events", Method::POST, "/Users", user("e", "e@example.com"))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(
+        accepting
+            .wait_accepted(1, Duration::from_secs(10))
+            .await
+            .len(),
+        1
+    );
+
+    let wanted = [
+        "scimd_hook_vetoes_total",
+        "scimd_hook_react_failures_total",
+        "scimd_hook_failures_total",
+        "scimd_events_delivered_total",
+        "scimd_events_retried_total",
+        "scimd_events_failed_total",
+        "scimd_events_outbox",
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = s
+            .client
+            .get(format!("{}/metrics", s.origin))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let has = |m: &str| text.contains(&format!("{m}{{source=\"events\""));
+        let events_done = has("scimd_events_failed_total") && has("scimd_events_outbox");
+        if events_done || std::time::Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let help = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("# HELP {name} ")))
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+    };
+    for name in wanted {
+        assert!(
+            text.lines().any(|l| l.starts_with(&format!("{name}{{"))),
+            "{name} was not recorded:\n{text}"
+        );
+        assert!(help(name).is_some(), "no # HELP for {name}:\n{text}");
+    }
+    for family in text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_whitespace().next())
+    {
+        assert!(help(family).is_some(), "no # HELP for {family}:\n{text}");
+    }
+}

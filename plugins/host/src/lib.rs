@@ -19,3 +19,10 @@ pub mod testing;
 pub use dynamic::{FailurePolicy, PluginConfig, PluginHook};
 pub use loader::{LoadError, PluginLibrary};
 pub use pipeline::{HookBuildError, HookConfig, HookEnv, build_pipeline};
+
+/// Registers the descriptions (`# HELP`) of every hook and event-delivery metric with the
+/// installed recorder.
+pub fn describe_metrics() {
+    scimd_core::hooks::describe_metrics();
+    scimd_plugins_builtin::events::delivery::describe_metrics();
+}

@@ -30,6 +30,26 @@ pub const METRIC_FAILED: &str = "scimd_events_failed_total";
 /// (`pending`, `failed`).
 pub const METRIC_OUTBOX: &str = "scimd_events_outbox";
 
+/// Registers the descriptions (`# HELP`) of the delivery metrics with the installed recorder.
+pub fn describe_metrics() {
+    metrics::describe_counter!(
+        METRIC_DELIVERED,
+        "SCIM event SETs a receiver accepted, by source and stream."
+    );
+    metrics::describe_counter!(
+        METRIC_RETRIED,
+        "Failed SET delivery attempts that will be retried, by source and stream."
+    );
+    metrics::describe_counter!(
+        METRIC_FAILED,
+        "SETs given up after a rejection or their last attempt, by source and stream."
+    );
+    metrics::describe_gauge!(
+        METRIC_OUTBOX,
+        "SETs in the outbox, by source, stream and state (pending or failed)."
+    );
+}
+
 /// How many messages one claim takes.
 const BATCH: usize = 32;
 
