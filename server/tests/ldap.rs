@@ -47,6 +47,18 @@ impl Served {
     /// variables. The example's public URL and listener are replaced by a free loopback port,
     /// its directory, bind DN and password file, CA file and state file by the test's.
     fn start(slapd: &Slapd, dir: &Path, extra: &[(&str, &str)]) -> Served {
+        // The port is picked before scimd binds it (the public URL must name it), so another
+        // process may take it in between: then scimd exits at once and gets another port.
+        for _ in 0..3 {
+            if let Some(served) = Served::try_start(slapd, dir, extra) {
+                return served;
+            }
+        }
+        panic!("scimd found no free port in three attempts");
+    }
+
+    /// One start; `None` when the port was taken.
+    fn try_start(slapd: &Slapd, dir: &Path, extra: &[(&str, &str)]) -> Option<Served> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -137,7 +149,11 @@ impl Served {
                 }
                 Err(_) => {
                     if let Ok(Some(status)) = me.child.try_wait() {
-                        panic!("scimd exited at start ({status}):\n{}", me.log_text());
+                        let log = me.log_text();
+                        if log.contains("cannot listen") {
+                            return None;
+                        }
+                        panic!("scimd exited at start ({status}):\n{log}");
                     }
                     assert!(
                         Instant::now() < deadline,
@@ -150,7 +166,7 @@ impl Served {
         // Every override named a real configuration key.
         let log = me.log_text();
         assert!(!log.contains("ignoring environment variable"), "{log}");
-        me
+        Some(me)
     }
 
     fn log_text(&self) -> String {
