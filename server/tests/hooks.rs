@@ -753,7 +753,7 @@ async fn hook_and_event_metrics_are_described() {
         "scimd_events_failed_total",
         "scimd_events_outbox",
     ];
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let text = loop {
         let text = s
             .client
@@ -764,9 +764,11 @@ async fn hook_and_event_metrics_are_described() {
             .text()
             .await
             .unwrap();
-        let has = |m: &str| text.contains(&format!("{m}{{source=\"events\""));
-        let events_done = has("scimd_events_failed_total") && has("scimd_events_outbox");
-        if events_done || std::time::Instant::now() > deadline {
+        // Delivery runs in the background: wait until the worker recorded everything.
+        let recorded = wanted
+            .iter()
+            .all(|m| text.lines().any(|l| l.starts_with(&format!("{m}{{"))));
+        if recorded || std::time::Instant::now() > deadline {
             break text;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
