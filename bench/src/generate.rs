@@ -107,7 +107,6 @@ pub fn generate(url: &str, opts: &GenerateOptions) -> anyhow::Result<State> {
         line(&with_id(ids.group(&ids.group_name(j), &ext, &members), &id))?;
         state.groups.push(SeededGroup(j, id));
     }
-    drop(line);
     out.flush()
         .with_context(|| format!("cannot write {}", opts.out.display()))?;
     state.save(&opts.state_path)?;

@@ -70,14 +70,9 @@ pub async fn import(
                 );
             }
         };
-        if pending
-            .as_ref()
-            .is_some_and(|p| p.kind != kind || p.items.len() >= batch)
-        {
-            if let Some(p) = pending.take() {
-                store(source, p, &mut counts).await?;
-                progress(counts);
-            }
+        if let Some(p) = pending.take_if(|p| p.kind != kind || p.items.len() >= batch) {
+            store(source, p, &mut counts).await?;
+            progress(counts);
         }
         pending
             .get_or_insert_with(|| Pending {

@@ -88,7 +88,7 @@ impl Sql {
         self.push(")");
     }
 
-    fn sqlite(&self) -> sqlx::query::Query<'static, Sqlite, SqliteArguments> {
+    pub(crate) fn sqlite(&self) -> sqlx::query::Query<'static, Sqlite, SqliteArguments> {
         let mut q = sqlx::query(AssertSqlSafe(self.text.clone()));
         for p in &self.params {
             q = match p {
@@ -101,7 +101,7 @@ impl Sql {
         q
     }
 
-    fn postgres(&self) -> sqlx::query::Query<'static, Postgres, PgArguments> {
+    pub(crate) fn postgres(&self) -> sqlx::query::Query<'static, Postgres, PgArguments> {
         let mut q = sqlx::query(AssertSqlSafe(self.text.clone()));
         for p in &self.params {
             q = match p {

@@ -164,7 +164,10 @@ impl SqlBackend {
                 // FULL syncs the WAL on every commit: an acknowledged write survives a crash
                 // of the process and of the machine.
                 .synchronous(SqliteSynchronous::Full);
+            // A local file has no connection to lose: pinging each connection before handing
+            // it out (sqlx's default) would add a round trip to every statement.
             let writer = SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(1)
                 .min_connections(1)
                 .idle_timeout(None)
@@ -173,6 +176,7 @@ impl SqlBackend {
                 .await
                 .map_err(|e| SqlError::Connect(format!("{}: {e}", config.path.display())))?;
             let reader = SqlitePoolOptions::new()
+                .test_before_acquire(false)
                 .max_connections(config.reader_connections.max(1))
                 .acquire_timeout(Duration::from_secs(30))
                 .connect_with(opts)

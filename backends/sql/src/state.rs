@@ -55,14 +55,12 @@ impl SqlBackend {
     }
 
     async fn try_find_token(&self, hash: &str) -> Result<Option<TokenRecord>, Error> {
-        let mut tx = self.read_tx().await?;
         let mut sql = self.new_sql();
         sql.push("SELECT ")
             .push(COLUMNS)
             .push(" FROM scimd_tokens WHERE hash = ");
         sql.bind_text(hash);
-        let row = tx.fetch_optional(&sql).await?;
-        tx.commit().await?;
+        let row = self.read_one(&sql).await?;
         row.as_ref().map(decode).transpose()
     }
 

@@ -89,6 +89,24 @@ impl SqlBackend {
         }
     }
 
+    /// Runs one reading statement outside a transaction. A single statement sees one
+    /// consistent snapshot in both databases, and leaving out BEGIN and COMMIT saves two round
+    /// trips per read (for SQLite, each one a hand-off to the connection's thread).
+    pub(crate) async fn read_one(&self, sql: &Sql) -> Result<Option<DbRow>, Error> {
+        Ok(match &self.inner.pools {
+            Pools::Sqlite { reader, .. } => sql
+                .sqlite()
+                .fetch_optional(reader)
+                .await?
+                .map(DbRow::Sqlite),
+            Pools::Postgres(pool) => sql
+                .postgres()
+                .fetch_optional(pool)
+                .await?
+                .map(DbRow::Postgres),
+        })
+    }
+
     pub(crate) fn new_sql(&self) -> Sql {
         Sql::new(self.dialect_of())
     }
@@ -160,14 +178,8 @@ impl SqlBackend {
         })
     }
 
-    async fn fetch(
-        &self,
-        tx: &mut Tx,
-        source: &str,
-        kind: ResourceKind,
-        id: &str,
-        load: Load,
-    ) -> Result<Option<Resource>, Error> {
+    /// The statement reading one resource (with its relation, per `load`).
+    fn select_one(&self, source: &str, kind: ResourceKind, id: &str, load: Load) -> Sql {
         let mut sql = self.new_sql();
         self.push_select(&mut sql, kind, load);
         sql.push(" FROM scimd_resources r WHERE r.source = ");
@@ -176,6 +188,18 @@ impl SqlBackend {
         sql.bind_text(kind.name());
         sql.push(" AND r.id = ");
         sql.bind_text(id);
+        sql
+    }
+
+    async fn fetch(
+        &self,
+        tx: &mut Tx,
+        source: &str,
+        kind: ResourceKind,
+        id: &str,
+        load: Load,
+    ) -> Result<Option<Resource>, Error> {
+        let sql = self.select_one(source, kind, id, load);
         match tx.fetch_optional(&sql).await? {
             Some(row) => Ok(Some(Self::decode(&row, kind)?)),
             None => Ok(None),
@@ -552,10 +576,14 @@ impl SqlBackend {
         id: &str,
         load: Load,
     ) -> Result<Resource, Error> {
-        let mut tx = self.read_tx().await?;
-        let r = self.fetch(&mut tx, source, kind, id, load).await?;
-        tx.commit().await?;
-        r.ok_or_else(|| BackendError::NotFound(id.to_string()).into())
+        // One statement: one snapshot, no transaction needed.
+        match self
+            .read_one(&self.select_one(source, kind, id, load))
+            .await?
+        {
+            Some(row) => Self::decode(&row, kind),
+            None => Err(BackendError::NotFound(id.to_string()).into()),
+        }
     }
 
     async fn try_replace(
