@@ -42,7 +42,7 @@ use scimd_core::backend::{self, Staged, Stager};
 use scimd_core::query::{Load, Query, QueryPage};
 use scimd_core::resource::{Resource, Version};
 use scimd_core::schema::{ResourceKind, SchemaRegistry};
-use scimd_core::{Backend, BackendError, Capabilities, PatchRequest};
+use scimd_core::{Backend, BackendError, Capabilities, Imported, PatchRequest};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fmt;
@@ -272,6 +272,30 @@ impl Backend for MemoryBackend {
         stager: &dyn Stager,
     ) -> Result<Staged<()>, BackendError> {
         backend::delete_then_stage(self, source, kind, id, expected, stager).await
+    }
+
+    async fn import(
+        &self,
+        source: &str,
+        kind: ResourceKind,
+        batch: Vec<Imported>,
+    ) -> Result<(), BackendError> {
+        let store = self.store(source);
+        let mut store = write(&store);
+        let mut done: Vec<String> = Vec::with_capacity(batch.len());
+        for item in batch {
+            match store.create_with_id(kind, item.id, item.attrs) {
+                Ok(r) => done.push(r.id),
+                Err(e) => {
+                    // All or none: take back what this batch created, newest first.
+                    for id in done.iter().rev() {
+                        let _ = store.delete(kind, id, None);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn health(&self) -> Result<(), BackendError> {

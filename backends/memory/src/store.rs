@@ -51,8 +51,25 @@ impl SourceStore {
     pub fn create(
         &mut self,
         kind: ResourceKind,
+        attrs: Map<String, Value>,
+    ) -> Result<Resource, BackendError> {
+        self.create_with_id(kind, None, attrs)
+    }
+
+    /// Creates a resource under a given id (an import), or a fresh one when `None`.
+    pub fn create_with_id(
+        &mut self,
+        kind: ResourceKind,
+        id: Option<String>,
         mut attrs: Map<String, Value>,
     ) -> Result<Resource, BackendError> {
+        let id = match id {
+            Some(id) if self.users.contains_key(&id) || self.groups.contains_key(&id) => {
+                return Err(BackendError::Uniqueness("id".into()));
+            }
+            Some(id) => id,
+            None => self.new_id(),
+        };
         match kind {
             ResourceKind::User => {
                 attrs.remove(GROUPS);
@@ -63,7 +80,6 @@ impl SourceStore {
                 {
                     return Err(BackendError::Uniqueness(USER_NAME.into()));
                 }
-                let id = self.new_id();
                 if let Some(k) = key {
                     self.user_names.insert(k, id.clone());
                 }
@@ -74,7 +90,6 @@ impl SourceStore {
             }
             ResourceKind::Group => {
                 let members = self.resolve_members(take_members(&mut attrs)?)?;
-                let id = self.new_id();
                 let mut list = MemberList::default();
                 for (mid, info) in members {
                     if list.insert(&mid, info) {

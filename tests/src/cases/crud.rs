@@ -3,7 +3,7 @@
 use crate::fixtures::*;
 use scimd_core::resource::Version;
 use scimd_core::schema::{ENTERPRISE_USER, GROUP, ResourceKind, USER};
-use scimd_core::{Backend, BackendError, Load};
+use scimd_core::{Backend, BackendError, Imported, Load};
 use serde_json::json;
 
 /// Create returns a new id, version 1, `created` = `lastModified`, and the attributes as sent; get returns the same resource.
@@ -283,4 +283,86 @@ pub async fn replace_group_stores_the_new_state(backend: &dyn Backend) {
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
+}
+
+/// Import stores a batch under the ids it brings (new ones when missing), all or none: a taken id or userName, or a missing member, fails the whole batch. Backends that cannot keep given ids report Unsupported.
+pub async fn import_keeps_ids_all_or_none(backend: &dyn Backend) {
+    let src = source("import");
+    let user = |id: Option<&str>, name: &str| Imported {
+        id: id.map(str::to_string),
+        attrs: attrs(ResourceKind::User, &user_body(name)),
+    };
+    let group = |id: &str, members: &[&str]| {
+        let members: Vec<_> = members.iter().map(|m| json!({"value": m})).collect();
+        Imported {
+            id: Some(id.to_string()),
+            attrs: attrs(
+                ResourceKind::Group,
+                &json!({"schemas": [GROUP], "displayName": id, "members": members}),
+            ),
+        }
+    };
+    let batch = vec![
+        user(Some("imported-1"), "ada@example.com"),
+        user(None, "bob@example.com"),
+    ];
+    match backend.import(&src, ResourceKind::User, batch).await {
+        Err(BackendError::Unsupported(_)) => return,
+        r => r.unwrap_or_else(|e| panic!("import failed: {e}")),
+    }
+    let ada = get(backend, &src, ResourceKind::User, "imported-1").await;
+    assert_eq!(ada.attrs["userName"], "ada@example.com");
+    assert_version(
+        backend,
+        ada.meta.version,
+        Version::FIRST,
+        "an imported user",
+    );
+    assert_eq!(
+        find(backend, &src, ResourceKind::User, None)
+            .await
+            .total_results,
+        2
+    );
+
+    let taken_id = vec![
+        user(Some("imported-3"), "cy@example.com"),
+        user(Some("imported-1"), "dee@example.com"),
+    ];
+    let r = backend.import(&src, ResourceKind::User, taken_id).await;
+    assert!(matches!(r, Err(BackendError::Uniqueness(_))), "{r:?}");
+    let taken_name = vec![
+        user(Some("imported-4"), "eve@example.com"),
+        user(Some("imported-5"), "ADA@example.com"),
+    ];
+    let r = backend.import(&src, ResourceKind::User, taken_name).await;
+    assert!(matches!(r, Err(BackendError::Uniqueness(_))), "{r:?}");
+    let missing_member = vec![
+        group("staff", &["imported-1"]),
+        group("ghosts", &["nobody"]),
+    ];
+    let r = backend
+        .import(&src, ResourceKind::Group, missing_member)
+        .await;
+    assert!(matches!(r, Err(BackendError::InvalidReference(_))), "{r:?}");
+    assert_eq!(
+        find(backend, &src, ResourceKind::User, None)
+            .await
+            .total_results,
+        2
+    );
+    assert_eq!(
+        find(backend, &src, ResourceKind::Group, None)
+            .await
+            .total_results,
+        0
+    );
+
+    let groups = vec![group("staff", &["imported-1"])];
+    backend
+        .import(&src, ResourceKind::Group, groups)
+        .await
+        .unwrap_or_else(|e| panic!("import failed: {e}"));
+    let ada = get(backend, &src, ResourceKind::User, "imported-1").await;
+    assert_eq!(ada.attrs["groups"][0]["value"], "staff");
 }
