@@ -105,6 +105,18 @@ fn pick<T: Copy>(list: &[T], x: u64) -> T {
     list[(x % list.len() as u64) as usize]
 }
 
+/// A version-4 UUID made of 122 of these 128 bits.
+pub fn uuid_v4(a: u64, b: u64) -> String {
+    format!(
+        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xFFFF,
+        a & 0xFFF,
+        0x8000 | (b >> 48 & 0x3FFF),
+        b & 0xFFFF_FFFF_FFFF
+    )
+}
+
 /// A fresh random data-set prefix: 6 lower-case letters and digits.
 pub fn random_prefix() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -167,15 +179,7 @@ impl Identities {
     /// User `i`'s externalId, shaped like the object ids IdPs send.
     pub fn external_id(&self, i: u64) -> String {
         let a = mix(i ^ self.salt ^ 0x5EED);
-        let b = mix(a);
-        format!(
-            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xFFFF,
-            a & 0xFFF,
-            0x8000 | (b >> 48 & 0x3FFF),
-            b & 0xFFFF_FFFF_FFFF
-        )
+        uuid_v4(a, mix(a))
     }
 
     /// The full body of user `i` as an IdP would POST it. `title` overrides the job title (PUT

@@ -31,15 +31,7 @@ pub struct GenerateOptions {
 
 /// A random version-4 UUID, as servers assign them.
 fn new_id(rng: &mut impl Rng) -> String {
-    let (a, b): (u64, u64) = (rng.random(), rng.random());
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        a >> 32,
-        (a >> 16) & 0xFFFF,
-        a & 0xFFF,
-        0x8000 | (b >> 48 & 0x3FFF),
-        b & 0xFFFF_FFFF_FFFF
-    )
+    data::uuid_v4(rng.random(), rng.random())
 }
 
 fn with_id(mut resource: Value, id: &str) -> Value {
