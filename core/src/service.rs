@@ -441,32 +441,12 @@ impl Service {
         };
         let mut attempts = 0;
         loop {
-            let old = self.backend.get(&self.source, kind, id, load).await?;
-            check_precondition(precondition, old.meta.version)?;
+            let old = self.current(kind, id, load, precondition).await?;
             let attrs = self
                 .before_write(&cx, rt, body, WriteMode::Replace(&old), Some(&old))
                 .await?;
-            let version = old.meta.version;
-            let watch = self.hooks.watch(cx.clone(), Some(old), None);
-            let written = match &watch {
-                Some(w) if w.stages() => self
-                    .backend
-                    .replace_staged(&self.source, kind, id, attrs, Some(version), w)
-                    .await
-                    .map(|s| w.keep(s)),
-                _ => {
-                    self.backend
-                        .replace(&self.source, kind, id, attrs, Some(version))
-                        .await
-                }
-            };
-            match written {
-                Ok(updated) => {
-                    if let Some(w) = watch {
-                        w.finish(Some(&updated)).await;
-                    }
-                    return Ok(self.respond(base, &updated, &projection));
-                }
+            match self.replace_pinned(&cx, id, old, attrs, None).await {
+                Ok(updated) => return Ok(self.respond(base, &updated, &projection)),
                 Err(BackendError::VersionMismatch)
                     if !matches!(precondition, Precondition::Tags(_))
                         && attempts < REPLACE_RETRIES =>
@@ -514,8 +494,7 @@ impl Service {
         let cx = self.hook_context(kind, Operation::Patch, Some(id));
         let mut attempts = 0;
         loop {
-            let old = self.backend.get(&self.source, kind, id, Load::ALL).await?;
-            check_precondition(precondition, old.meta.version)?;
+            let old = self.current(kind, id, Load::ALL, precondition).await?;
             let version = old.meta.version;
             let watch = self.hooks.watch(cx.clone(), Some(old), Some(body));
             let written = match &watch {
@@ -563,8 +542,7 @@ impl Service {
         let cx = self.hook_context(kind, Operation::Patch, Some(id));
         let mut attempts = 0;
         loop {
-            let current = self.backend.get(&self.source, kind, id, Load::ALL).await?;
-            check_precondition(precondition, current.meta.version)?;
+            let current = self.current(kind, id, Load::ALL, precondition).await?;
             let outcome = patch.apply(&current)?;
             if !outcome.changed {
                 return Ok(self.respond(base, &current, projection));
@@ -576,27 +554,11 @@ impl Service {
                 attrs = self.revalidate(rt, mapped, mode)?;
             }
             let attrs = self.decide(&cx, rt, mode, Some(&current), attrs).await?;
-            let version = current.meta.version;
-            let watch = self.hooks.watch(cx.clone(), Some(current), Some(body));
-            let written = match &watch {
-                Some(w) if w.stages() => self
-                    .backend
-                    .replace_staged(&self.source, kind, id, attrs, Some(version), w)
-                    .await
-                    .map(|s| w.keep(s)),
-                _ => {
-                    self.backend
-                        .replace(&self.source, kind, id, attrs, Some(version))
-                        .await
-                }
-            };
-            match written {
-                Ok(updated) => {
-                    if let Some(w) = watch {
-                        w.finish(Some(&updated)).await;
-                    }
-                    return Ok(self.respond(base, &updated, projection));
-                }
+            match self
+                .replace_pinned(&cx, id, current, attrs, Some(body))
+                .await
+            {
+                Ok(updated) => return Ok(self.respond(base, &updated, projection)),
                 Err(BackendError::VersionMismatch) if attempts < PATCH_RETRIES => attempts += 1,
                 Err(e) => return Err(e.into()),
             }
@@ -624,8 +586,7 @@ impl Service {
         let load = if watched { Load::ALL } else { Load::NONE };
         let mut attempts = 0;
         loop {
-            let old = self.backend.get(&self.source, kind, id, load).await?;
-            check_precondition(precondition, old.meta.version)?;
+            let old = self.current(kind, id, load, precondition).await?;
             if decide {
                 self.hooks.decide(&cx, Some(&old), None).await?;
             }
@@ -654,6 +615,52 @@ impl Service {
                 Err(e) => return Err(e.into()),
             }
         }
+    }
+
+    /// The state a write is pinned to: the resource as stored now, which must satisfy the
+    /// request's `If-Match`.
+    async fn current(
+        &self,
+        kind: ResourceKind,
+        id: &str,
+        load: Load,
+        precondition: &Precondition,
+    ) -> Result<Resource, ScimError> {
+        let current = self.backend.get(&self.source, kind, id, load).await?;
+        check_precondition(precondition, current.meta.version)?;
+        Ok(current)
+    }
+
+    /// The write of a PUT, or of a PATCH that map or decide hooks took part in: `attrs` replace
+    /// the resource, pinned to the version of `old`, carried through the outbox and react hooks
+    /// that watch it (`patch` is the PatchOp body they see for a PATCH). A lost race is the
+    /// caller's to retry.
+    async fn replace_pinned(
+        &self,
+        cx: &HookContext,
+        id: &str,
+        old: Resource,
+        attrs: Map<String, Value>,
+        patch: Option<&Value>,
+    ) -> Result<Resource, BackendError> {
+        let (kind, version) = (cx.kind, Some(old.meta.version));
+        let watch = self.hooks.watch(cx.clone(), Some(old), patch);
+        let updated = match &watch {
+            Some(w) if w.stages() => w.keep(
+                self.backend
+                    .replace_staged(&self.source, kind, id, attrs, version, w)
+                    .await?,
+            ),
+            _ => {
+                self.backend
+                    .replace(&self.source, kind, id, attrs, version)
+                    .await?
+            }
+        };
+        if let Some(w) = watch {
+            w.finish(Some(&updated)).await;
+        }
+        Ok(updated)
     }
 
     /// Turns a precondition into the version a backend write must expect. `*` and tag lists
