@@ -1,6 +1,8 @@
-//! Latency figures of the SQLite store at scale, printed rather than asserted: a measurement,
+//! Latency figures of the SQL store at scale, printed rather than asserted: a measurement,
 //! not a test. Run with `cargo run --release -p scimd-backend-sql --example perf`;
-//! `SCIMD_PERF_USERS` sets the directory size (default 100,000).
+//! `SCIMD_PERF_USERS` sets the directory size (default 100,000), `SCIMD_PERF_DB=postgres`
+//! measures PostgreSQL (a fresh database, found as the tests find theirs) instead of a SQLite
+//! file.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -35,7 +37,11 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(100_000);
-    let b = support::sqlite_file().await;
+    let b = match std::env::var("SCIMD_PERF_DB").as_deref() {
+        Ok("postgres") => support::postgres().await.expect("a PostgreSQL server"),
+        _ => support::sqlite_file().await,
+    };
+    println!("{} store", b.dialect_name());
     let src = "perf";
     let t = Instant::now();
     let mut ids = Vec::with_capacity(n);
@@ -102,6 +108,51 @@ async fn main() {
         v.push(s.elapsed());
     }
     report("filter emails.value co", v);
+
+    // Substring filters: served by the trigram index from three characters on.
+    let text = "emails.value co \"r4242@exa\"";
+    let f = filter(ResourceKind::User, text);
+    let analyze = b.dialect_name() == "postgres";
+    match b.explain_filter(src, ResourceKind::User, &f, analyze).await {
+        Ok(plan) => println!("plan of {text}:\n  {}", plan.replace('\n', "\n  ")),
+        Err(e) => println!("plan of {text}: {e}"),
+    }
+    type Text = fn(usize) -> String;
+    let substring: [(&str, Text); 5] = [
+        ("filter emails.value co, 2 chars (10%)", |i| {
+            format!("emails.value co \"{}@\"", i % 10)
+        }),
+        ("filter userName sw (1 match)", |i| {
+            format!("userName sw \"user{i}@\"")
+        }),
+        ("filter emails[type eq work and value ew]", |i| {
+            format!("emails[type eq \"work\" and value ew \"r{i}@example.com\"]")
+        }),
+        ("filter externalId co (a few matches)", |i| {
+            format!("externalId co \"t-user{i}\"")
+        }),
+        ("filter name.familyName co (every user)", |_| {
+            "name.familyName co \"jens\"".to_string()
+        }),
+    ];
+    for (label, text) in substring {
+        let mut v = Vec::new();
+        for i in 0..50 {
+            let q = Query {
+                filter: Some(filter(ResourceKind::User, &text(i * 37 + 1))),
+                sort: None,
+                page: Page::Index {
+                    start_index: 1,
+                    count: 100,
+                },
+                load: Load::ALL,
+            };
+            let s = Instant::now();
+            b.query(src, ResourceKind::User, &q).await.unwrap();
+            v.push(s.elapsed());
+        }
+        report(label, v);
+    }
 
     for (label, position) in [
         ("cursor page of 100, first", None),

@@ -116,6 +116,9 @@ pub(crate) struct Translator<'a> {
     rt: &'a ResourceTypeDef,
     source: &'a str,
     aliases: usize,
+    /// The substring index narrows the rows (see [`Needles`]): substring tests of
+    /// `emails.value` then check the candidates one by one instead of scanning the side table.
+    narrowed: bool,
 }
 
 impl<'a> Translator<'a> {
@@ -125,6 +128,7 @@ impl<'a> Translator<'a> {
             rt,
             source,
             aliases: 0,
+            narrowed: false,
         }
     }
 
@@ -138,8 +142,166 @@ impl<'a> Translator<'a> {
     }
 
     /// Appends the condition of `filter` (over the row alias `r`) to `sql`.
+    ///
+    /// When the filter implies that some string of the resource contains a needle of
+    /// [`MIN_NEEDLE`] characters or more (a `co`, `sw` or `ew` that must hold), the substring
+    /// index first narrows the rows to those whose search copy contains the needles, and the
+    /// exact condition then decides on those candidates alone.
     pub(crate) fn condition(&mut self, filter: &Filter, sql: &mut Sql) -> Result<(), BackendError> {
-        self.expr(filter, sql, false, 0, &Scope::Resource)
+        let Some(needles) = self.needles(filter, None, 0) else {
+            return self.expr(filter, sql, false, 0, &Scope::Resource);
+        };
+        self.narrowed = true;
+        sql.push("(");
+        self.push_needles(sql, &needles);
+        sql.push(" AND ");
+        self.expr(filter, sql, false, 0, &Scope::Resource)?;
+        sql.push(")");
+        Ok(())
+    }
+
+    // --- the substring index -----------------------------------------------------------------
+
+    /// What the substring index can test of `f`: needles of which every resource matching `f`
+    /// has one in some string of its search copy (`None` when nothing of the kind is implied).
+    /// `within` is the complex attribute of an enclosing value path.
+    fn needles(&self, f: &Filter, within: Option<&AttributeDef>, depth: usize) -> Option<Needles> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        match f {
+            Filter::And(a, b) => match (
+                self.needles(a, within, depth + 1),
+                self.needles(b, within, depth + 1),
+            ) {
+                (Some(a), Some(b)) => Some(Needles::All(Box::new(a), Box::new(b))),
+                (a, b) => a.or(b),
+            },
+            Filter::Or(a, b) => Some(Needles::Any(
+                Box::new(self.needles(a, within, depth + 1)?),
+                Box::new(self.needles(b, within, depth + 1)?),
+            )),
+            // Leaves under a negation are two-valued, so a double negation is the filter itself.
+            Filter::Not(inner) => match inner.as_ref() {
+                Filter::Not(f) => self.needles(f, within, depth + 2),
+                _ => None,
+            },
+            Filter::Compare {
+                path,
+                op: CompareOp::Co | CompareOp::Sw | CompareOp::Ew,
+                value: CompValue::Str(s),
+            } => {
+                let target = match within {
+                    Some(def) if path.sub.is_none() => def.sub_attribute(&path.name)?,
+                    Some(_) => return None,
+                    None => self.indexed_target(path)?,
+                };
+                let target = match target.attr_type {
+                    AttrType::Complex => target.sub_attribute("value")?,
+                    _ => target,
+                };
+                if !matches!(
+                    target.attr_type,
+                    AttrType::String | AttrType::Reference | AttrType::Binary
+                ) {
+                    return None;
+                }
+                let needle = if is_exact(target) { s.clone() } else { fold(s) };
+                (needle.chars().count() >= MIN_NEEDLE && !needle.contains('\0'))
+                    .then_some(Needles::One(needle))
+            }
+            Filter::ValuePath { path, filter } if within.is_none() => {
+                let res = self.rt.resolve(path)?;
+                if res.sub.is_some()
+                    || res.attr.attr_type != AttrType::Complex
+                    || (res.is_core && self.outside_search_copy(&res.attr.name))
+                {
+                    return None;
+                }
+                self.needles(filter, Some(res.attr), depth + 1)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a core attribute's values are not strings of the search copy (they live in
+    /// columns or in the membership table).
+    fn outside_search_copy(&self, name: &str) -> bool {
+        let relation = match self.kind() {
+            ResourceKind::Group => name == "members",
+            ResourceKind::User => name == "groups",
+        };
+        relation || (name != "externalId" && scimd_core::schema::common_attribute(name).is_some())
+    }
+
+    /// The definition a resource-level substring test compares, when the candidate values are
+    /// strings of the search copy as stored: JSON values, or columns that hold them unchanged.
+    fn indexed_target(&self, path: &AttrPath) -> Option<&'a AttributeDef> {
+        if path.urn.is_none() && path.sub.is_none() && path.name.eq_ignore_ascii_case("schemas") {
+            return None;
+        }
+        let rt = self.rt;
+        let res = rt.resolve(path)?;
+        if res.is_core && self.outside_search_copy(&res.attr.name) {
+            return None;
+        }
+        let target = res.sub.unwrap_or(res.attr);
+        // These columns hold the value folded whatever the schema says; the search copy folds
+        // only what is not caseExact.
+        let folded_column = res.is_core
+            && match (res.attr.name.as_str(), res.sub.map(|s| s.name.as_str())) {
+                ("userName", None) => self.kind() == ResourceKind::User,
+                ("displayName", None) => true,
+                ("emails", Some("value")) => self.kind() == ResourceKind::User,
+                _ => false,
+            };
+        (!(folded_column && is_exact(target))).then_some(target)
+    }
+
+    /// The condition that some string of the resource contains the needles.
+    fn push_needles(&self, sql: &mut Sql, needles: &Needles) {
+        match self.dialect {
+            Dialect::Sqlite => {
+                // One full-text query over the trigram index; a phrase of trigrams matches where
+                // the needle occurs.
+                let mut query = String::new();
+                needles.fts5_query(&mut query);
+                // CROSS JOIN keeps the index as the outer loop: the planner has no statistics
+                // of the full-text table and would otherwise probe it once per key.
+                sql.push(
+                    "r.id IN (SELECT k.id FROM scimd_search_fts CROSS JOIN scimd_search_keys k \
+                     ON k.rid = scimd_search_fts.rowid WHERE scimd_search_fts MATCH ",
+                );
+                sql.bind_text(query);
+                sql.push(" AND k.source = ");
+                sql.bind_text(self.source);
+                sql.push(" AND k.kind = ");
+                sql.bind_text(self.kind().name());
+                sql.push(")");
+            }
+            Dialect::Postgres => self.pg_needles(sql, needles),
+        }
+    }
+
+    fn pg_needles(&self, sql: &mut Sql, needles: &Needles) {
+        match needles {
+            // The expression of the trigram index `scimd_resources_search_trgm`.
+            Needles::One(n) => {
+                sql.push("scimd_search_text(r.search) LIKE ");
+                sql.bind_text(format!("%{}%", like_escape(n)));
+            }
+            Needles::All(a, b) | Needles::Any(a, b) => {
+                sql.push("(");
+                self.pg_needles(sql, a);
+                sql.push(if matches!(needles, Needles::All(..)) {
+                    " AND "
+                } else {
+                    " OR "
+                });
+                self.pg_needles(sql, b);
+                sql.push(")");
+            }
+        }
     }
 
     fn expr(
@@ -389,10 +551,16 @@ impl<'a> Translator<'a> {
                     return Ok(());
                 }
                 (ResourceKind::User, "emails")
-                    if sub.is_some_and(|s| s.name == "value") && matches!(leaf, Leaf::Cmp(..)) =>
+                    if sub.is_some_and(|s| s.name == "value")
+                        && match leaf {
+                            Leaf::Cmp(op, _) => !(self.narrowed && op.is_substring()),
+                            Leaf::Present => false,
+                        } =>
                 {
                     // The side table holds every folded emails.value: the index serves `eq`
-                    // and `sw`, and `co`/`ew` scan a narrow table instead of JSON.
+                    // and `sw`, and `co`/`ew` scan a narrow table instead of JSON (unless the
+                    // substring index already narrowed the rows: then the search copy of each
+                    // candidate is checked).
                     sql.push("r.id IN (SELECT user_id FROM scimd_emails WHERE source = ");
                     sql.bind_text(self.source);
                     sql.push(" AND ");
@@ -1208,6 +1376,43 @@ impl<'a> Translator<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// The shortest needle the substring index serves: both indexes are made of trigrams, and a
+/// shorter needle contains none.
+const MIN_NEEDLE: usize = 3;
+
+/// Needles of a filter for the substring index, as stored in the search copy (folded unless
+/// the attribute is caseExact).
+#[derive(Debug, Clone, PartialEq)]
+enum Needles {
+    One(String),
+    All(Box<Needles>, Box<Needles>),
+    Any(Box<Needles>, Box<Needles>),
+}
+
+impl Needles {
+    /// An FTS5 query: each needle a quoted phrase (quotes doubled), joined by `AND` / `OR`.
+    fn fts5_query(&self, out: &mut String) {
+        match self {
+            Needles::One(n) => {
+                out.push('"');
+                out.push_str(&n.replace('"', "\"\""));
+                out.push('"');
+            }
+            Needles::All(a, b) | Needles::Any(a, b) => {
+                out.push('(');
+                a.fts5_query(out);
+                out.push_str(if matches!(self, Needles::All(..)) {
+                    " AND "
+                } else {
+                    " OR "
+                });
+                b.fts5_query(out);
+                out.push(')');
+            }
+        }
     }
 }
 

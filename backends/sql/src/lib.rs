@@ -20,9 +20,16 @@
 //! table. Group membership is a relation table indexed both ways: adding or removing a member
 //! is one row, whatever the group's size, and `User.groups` is derived by a join.
 //!
+//! The strings of each search copy are also in a trigram index: an FTS5 table with the
+//! `trigram` tokenizer kept in step by triggers on SQLite, a GIN `pg_trgm` index on an
+//! expression of the copy on PostgreSQL (whose migration creates the extension, and fails with
+//! a hint when the database role may not).
+//!
 //! ## Queries
 //! The whole filter becomes one parameterized `WHERE` (see the `filter` module); sorting,
 //! index paging and keyset cursor paging run in SQL and `totalResults` is an exact `COUNT`.
+//! A filter that implies `co`, `sw` or `ew` needles of three characters or more is first
+//! narrowed by the trigram index to the resources containing them, then checked exactly.
 //!
 //! ## Writes
 //! Each call is one transaction. Versions are compared and swapped in the `UPDATE`; PATCHes of
@@ -33,6 +40,7 @@
 
 mod config;
 mod db;
+mod explain;
 mod filter;
 mod migrate;
 mod outbox;
@@ -276,6 +284,17 @@ impl SqlBackend {
             "Database schema is up to date."
         );
         Ok(())
+    }
+
+    /// Applies the migrations up to `version` only: for tests of upgrades from an older schema.
+    #[doc(hidden)]
+    pub async fn migrate_to(&self, version: i64) -> Result<(), SqlError> {
+        let m = migrate::migrator(self.dialect());
+        let r = match &self.inner.pools {
+            Pools::Sqlite { writer, .. } => m.run_to(version, writer).await,
+            Pools::Postgres(pool) => m.run_to(version, pool).await,
+        };
+        r.map_err(|e| SqlError::Migrate(e.to_string()))
     }
 
     /// The newest applied migration, `None` for an empty database.

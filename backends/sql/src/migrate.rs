@@ -32,6 +32,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_outbox.sql"),
         include_str!("../migrations/postgres/0003_outbox.sql"),
     ),
+    (
+        4,
+        "trigram index of the search copy for substring filters",
+        include_str!("../migrations/sqlite/0004_substring_index.sql"),
+        include_str!("../migrations/postgres/0004_substring_index.sql"),
+    ),
 ];
 
 /// The migrator of a dialect.

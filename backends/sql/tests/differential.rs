@@ -9,7 +9,7 @@ mod support;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
-use scimd_backend_sql::SqlBackend;
+use scimd_backend_sql::{Dialect, SqlBackend, translate_filter};
 use scimd_core::filter::{Filter, matches};
 use scimd_core::paging::paginate;
 use scimd_core::query::{CursorPosition, Page, Query, Sort};
@@ -19,7 +19,9 @@ use scimd_testkit::fixtures::CONFORMANCE_EXT;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Strings that probe case folding (ASCII and not), LIKE wildcards and the escape character.
+/// Strings that probe case folding (ASCII and not), LIKE wildcards and the escape character,
+/// and substring needles shorter and longer than the three characters the trigram index needs
+/// (with quotes and full-text query syntax, which must stay literal).
 const WORDS: &[&str] = &[
     "a",
     "A",
@@ -50,6 +52,21 @@ const WORDS: &[&str] = &[
     "1",
     "10",
     "9",
+    "lic",
+    "LIC",
+    "ice",
+    "@ex",
+    "ple.com",
+    "rger",
+    "ΑΣ",
+    "O'Brien",
+    "o'br",
+    "say \"Hi\"",
+    "\"hi\"",
+    "50%_off\\n",
+    "%_o",
+    "f\\n",
+    "x\" OR \"y*",
 ];
 const TIMES: &[&str] = &[
     "2024-01-01T10:00:00+02:00",
@@ -309,6 +326,53 @@ fn user_leaf() -> BoxedStrategy<String> {
     .boxed()
 }
 
+/// A `co`, `sw` or `ew` comparison.
+fn substring_leaf(paths: &'static [&'static str]) -> BoxedStrategy<String> {
+    (
+        prop::sample::select(paths),
+        prop::sample::select(&["co", "sw", "ew", "Co", "EW"][..]),
+        word(),
+    )
+        .prop_map(|(p, op, w)| format!("{p} {op} {}", lit(&w)))
+        .boxed()
+}
+
+/// User filters that imply substring tests, which the substring index narrows: the index must
+/// never drop a resource the exact condition would keep.
+fn narrowable_user_filter() -> BoxedStrategy<String> {
+    const PATHS: &[&str] = &[
+        "userName",
+        "displayName",
+        "title",
+        "name.givenName",
+        "name.familyName",
+        "externalId",
+        "emails.value",
+        "emails",
+        "emails.type",
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
+        "manager",
+        "code",
+        "tags",
+    ];
+    let leaf = substring_leaf(PATHS);
+    prop_oneof![
+        2 => leaf.clone(),
+        2 => (leaf.clone(), nest(user_leaf()))
+            .prop_map(|(a, b)| format!("{a} and ({b})")),
+        1 => (leaf.clone(), leaf.clone()).prop_map(|(a, b)| format!("{a} or {b}")),
+        1 => (leaf.clone(), leaf.clone(), nest(user_leaf()))
+            .prop_map(|(a, b, c)| format!("({a} or {b}) and not ({c})")),
+        1 => (substring_leaf(&["value", "type", "display"]),
+              prop::sample::select(&["and", "or"][..]),
+              prop::sample::select(&["primary eq true", "type eq \"work\"", "value pr"][..]))
+            .prop_map(|(a, c, b)| format!("emails[{a} {c} {b}]")),
+        1 => substring_leaf(&["givenName", "familyName"]).prop_map(|a| format!("name[{a}]")),
+        1 => leaf.prop_map(|a| format!("not (not ({a}))")),
+    ]
+    .boxed()
+}
+
 fn group_leaf() -> BoxedStrategy<String> {
     prop_oneof![
         3 => string_leaf(&["displayName", "members.display", "members.type", "externalId"]),
@@ -373,7 +437,14 @@ fn scenario() -> impl Strategy<Value = Scenario> {
     (
         prop::collection::vec(user(), 4..12),
         prop::collection::vec(group(), 1..5),
-        prop::collection::vec(nest(user_leaf()), 24),
+        (
+            prop::collection::vec(nest(user_leaf()), 24),
+            prop::collection::vec(narrowable_user_filter(), 12),
+        )
+            .prop_map(|(mut all, narrowable)| {
+                all.extend(narrowable);
+                all
+            }),
         prop::collection::vec(nest(group_leaf()), 8),
         prop::collection::vec(sort_path(ResourceKind::User), 3),
         sort_path(ResourceKind::Group),
@@ -397,6 +468,9 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 /// Filters rejected by resolution, matching nothing, matching everything, matching some: the
 /// last must dominate for the test to mean anything (checked at the end of each run).
 static STATS: [AtomicUsize; 4] = [const { AtomicUsize::new(0) }; 4];
+/// Filters the substring index narrowed (on SQLite, where its table names the plan), that
+/// matched some resources.
+static NARROWED: AtomicUsize = AtomicUsize::new(0);
 
 /// The stored resources of a scenario in one new source.
 struct Loaded {
@@ -570,6 +644,10 @@ async fn check(
                 3
             };
             STATS[bucket].fetch_add(1, Ordering::Relaxed);
+            let (sql, _) = translate_filter(Dialect::Sqlite, rt, src, &resolved).unwrap();
+            if sql.contains("scimd_search_fts") && bucket == 3 {
+                NARROWED.fetch_add(1, Ordering::Relaxed);
+            }
             let (mut got, _, _, total) =
                 query_ids(backend, src, kind, Some(resolved.clone()), None, all_page()).await;
             got.sort();
@@ -670,9 +748,16 @@ fn run(backend: SqlBackend, rt: &tokio::runtime::Runtime) {
         .run(&scenario(), |sc| rt.block_on(check(&backend, &reg, &sc)))
         .unwrap_or_else(|e| panic!("{} differs from the reference: {e}", backend.dialect_name()));
     let stats: Vec<usize> = STATS.iter().map(|s| s.load(Ordering::Relaxed)).collect();
+    let narrowed = NARROWED.load(Ordering::Relaxed);
     eprintln!(
-        "filters: {} rejected by resolution, {} matched nothing, {} everything, {} some",
+        "filters: {} rejected by resolution, {} matched nothing, {} everything, {} some \
+         ({narrowed} of them through the substring index)",
         stats[0], stats[1], stats[2], stats[3]
+    );
+    assert!(
+        narrowed * 20 > stats[3],
+        "too few filters through the substring index: {narrowed} of {}",
+        stats[3]
     );
     assert!(
         stats[3] * 4 > stats[1] + stats[2],
