@@ -28,10 +28,10 @@ async fn every_acknowledged_create_survives_kill_9_of_the_sqlite_default() {
         let dir = TempDir::new("scimd-crash");
         let mut first = Scimd::serve(dir.path(), None);
         let token = first
-            .token
-            .clone()
-            .expect("a first start on an empty directory prints a token");
-        let api = Api::new(&first.base, &token);
+            .token()
+            .expect("a first start on an empty directory prints a token")
+            .to_string();
+        let api = Api::new(first.base(), &token);
 
         let acked = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
@@ -81,8 +81,8 @@ async fn every_acknowledged_create_survives_kill_9_of_the_sqlite_default() {
         assert!(acknowledged.len() >= ACKS_BEFORE_KILL);
 
         let again = Scimd::serve(dir.path(), None);
-        assert_eq!(again.token, None, "a restart must not print a new token");
-        let api = Api::new(&again.base, &token);
+        assert_eq!(again.token(), None, "a restart must not print a new token");
+        let api = Api::new(again.base(), &token);
         for (user_name, id) in &acknowledged {
             let r = api.get(&format!("/Users/{id}")).await;
             assert_eq!(

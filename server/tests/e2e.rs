@@ -3,65 +3,20 @@
 #![allow(clippy::unwrap_used)]
 
 mod support_okta;
+mod support_scimd;
 
 use reqwest::Method;
-use reqwest::header::HeaderMap;
-use scimd_core::state::{MemoryStateStore, StateStore};
 use scimd_server::App;
 use scimd_server::config::{
     BackendConfig, Config, ExtensionConfig, MemoryConfig, PatchResponse, SourceConfig,
 };
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
-use tokio::sync::oneshot;
+use support_scimd::{
+    Api, BULK_REQ, ERROR, GROUP, LIST, LocalServer, PATCH_OP, Resp, Scimd, TempDir, USER,
+};
 
-const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
-const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
-const BULK_REQ: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 const ACME: &str = "urn:example:params:scim:schemas:extension:acme:2.0:User";
-
-struct Server {
-    origin: String,
-    tokens: HashMap<String, String>,
-    state: Arc<dyn StateStore>,
-    client: reqwest::Client,
-    _stop: oneshot::Sender<()>,
-}
-
-struct Resp {
-    status: u16,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
-    /// Asserts the response is a SCIM Error with this status (as a string) and SCIM media type.
-    fn assert_scim_error(&self, status: u16) {
-        assert_eq!(self.status, status, "body: {}", self.body);
-        assert_eq!(self.body["schemas"], json!([ERROR]), "{}", self.body);
-        assert_eq!(
-            self.body["status"],
-            json!(status.to_string()),
-            "{}",
-            self.body
-        );
-        assert!(
-            self.header("content-type")
-                .is_some_and(|c| c.starts_with("application/scim+json")),
-            "content-type {:?}",
-            self.header("content-type")
-        );
-    }
-}
 
 fn test_config() -> Config {
     let mut a = SourceConfig::named("a");
@@ -88,121 +43,25 @@ fn test_config() -> Config {
     c
 }
 
-impl Server {
-    async fn start() -> Server {
-        Server::start_with(test_config()).await
-    }
+/// Serves [`test_config`].
+async fn start() -> LocalServer {
+    LocalServer::start(test_config()).await
+}
 
-    async fn start_with(config: Config) -> Server {
-        let state = Arc::new(MemoryStateStore::default());
-        let app = App::build_with_state(config, Path::new("."), state)
-            .await
-            .unwrap();
-        Server::serve(app).await
-    }
-
-    async fn serve(app: Arc<App>) -> Server {
-        let state = app.state.clone();
-        let tokens = app
-            .ensure_initial_tokens()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(slug, secret)| (slug, secret.expose().to_string()))
-            .collect();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(scimd_server::serve(app, listener, async {
-            let _ = rx.await;
-        }));
-        Server {
-            origin: format!("http://{addr}"),
-            tokens,
-            state,
-            client: reqwest::Client::new(),
-            _stop: tx,
-        }
-    }
-
-    fn base(&self, source: &str) -> String {
-        format!("{}/scim/{source}/v2", self.origin)
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        url: &str,
-        token: Option<&str>,
-        headers: &[(&str, &str)],
-        body: Option<Vec<u8>>,
-    ) -> Resp {
-        let mut rb = self.client.request(method, url);
-        if let Some(t) = token {
-            rb = rb.bearer_auth(t);
-        }
-        for (k, v) in headers {
-            rb = rb.header(*k, *v);
-        }
-        if let Some(b) = body {
-            rb = rb.body(b);
-        }
-        let r = rb.send().await.unwrap();
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        let bytes = r.bytes().await.unwrap();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        Resp {
-            status,
-            headers,
-            body,
-        }
-    }
-
+/// Shorthands of these tests.
+impl LocalServer {
     /// A request to source `a` with its token; `path` is relative to the source base.
     async fn a(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
         self.on("a", method, path, body, &[]).await
     }
 
-    async fn on(
-        &self,
-        source: &str,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        headers: &[(&str, &str)],
-    ) -> Resp {
-        let mut h: Vec<(&str, &str)> = headers.to_vec();
-        if body.is_some()
-            && !h
-                .iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        {
-            h.push(("content-type", "application/scim+json"));
-        }
-        self.send(
-            method,
-            &format!("{}{path}", self.base(source)),
-            Some(&self.tokens[source]),
-            &h,
-            body.map(|b| serde_json::to_vec(&b).unwrap()),
-        )
-        .await
-    }
-
     async fn create_user(&self, source: &str, user_name: &str) -> Value {
         let r = self
-            .on(
+            .call(
                 source,
                 Method::POST,
                 "/Users",
                 Some(json!({"schemas": [USER], "userName": user_name})),
-                &[],
             )
             .await;
         assert_eq!(r.status, 201, "{}", r.body);
@@ -216,7 +75,7 @@ impl Server {
 
 #[tokio::test]
 async fn create_answers_201_with_location_etag_and_scim_media_type() {
-    let s = Server::start().await;
+    let s = start().await;
     let r = s
         .a(
             Method::POST,
@@ -247,7 +106,7 @@ async fn create_answers_201_with_location_etag_and_scim_media_type() {
 
 #[tokio::test]
 async fn json_and_scim_json_with_parameters_are_accepted_other_types_are_415() {
-    let s = Server::start().await;
+    let s = start().await;
     for (i, ct) in [
         "application/json",
         "application/scim+json; charset=utf-8",
@@ -289,7 +148,7 @@ async fn json_and_scim_json_with_parameters_are_accepted_other_types_are_415() {
 
 #[tokio::test]
 async fn malformed_json_is_400_invalid_syntax() {
-    let s = Server::start().await;
+    let s = start().await;
     let r = s
         .send(
             Method::POST,
@@ -305,7 +164,7 @@ async fn malformed_json_is_400_invalid_syntax() {
 
 #[tokio::test]
 async fn if_none_match_with_the_current_version_is_304() {
-    let s = Server::start().await;
+    let s = start().await;
     let u = s.create_user("a", "etag-user").await;
     let path = format!("/Users/{}", u["id"].as_str().unwrap());
     let r = s
@@ -335,7 +194,7 @@ async fn if_none_match_with_the_current_version_is_304() {
 
 #[tokio::test]
 async fn put_with_a_stale_if_match_is_412_and_changes_nothing() {
-    let s = Server::start().await;
+    let s = start().await;
     let u = s.create_user("a", "put-user").await;
     let path = format!("/Users/{}", u["id"].as_str().unwrap());
     let body = json!({"schemas": [USER], "userName": "put-user", "displayName": "First"});
@@ -369,7 +228,7 @@ async fn put_with_a_stale_if_match_is_412_and_changes_nothing() {
 
 #[tokio::test]
 async fn patch_answers_200_with_the_resource_and_bumps_the_etag() {
-    let s = Server::start().await;
+    let s = start().await;
     let u = s.create_user("a", "patch-user").await;
     let path = format!("/Users/{}", u["id"].as_str().unwrap());
     let r = s
@@ -390,7 +249,7 @@ async fn patch_answers_200_with_the_resource_and_bumps_the_etag() {
 
 #[tokio::test]
 async fn patch_with_a_stale_if_match_is_412() {
-    let s = Server::start().await;
+    let s = start().await;
     let u = s.create_user("a", "patch-412").await;
     let path = format!("/Users/{}", u["id"].as_str().unwrap());
     let op = json!({"schemas": [PATCH_OP], "Operations": [
@@ -412,7 +271,7 @@ async fn patch_with_a_stale_if_match_is_412() {
 
 #[tokio::test]
 async fn a_no_content_source_answers_patch_with_204_and_an_etag() {
-    let s = Server::start().await;
+    let s = start().await;
     let u = s.create_user("nc", "nc-user").await;
     let path = format!("/Users/{}", u["id"].as_str().unwrap());
     let r = s
@@ -435,7 +294,7 @@ async fn a_no_content_source_answers_patch_with_204_and_an_etag() {
 
 #[tokio::test]
 async fn delete_answers_204_and_the_resource_is_gone() {
-    let s = Server::start().await;
+    let s = start().await;
     let u = s.create_user("a", "doomed").await;
     let path = format!("/Users/{}", u["id"].as_str().unwrap());
     let r = s.a(Method::DELETE, &path, None).await;
@@ -449,7 +308,7 @@ async fn delete_answers_204_and_the_resource_is_gone() {
 
 #[tokio::test]
 async fn a_filter_with_no_match_is_200_with_an_empty_list() {
-    let s = Server::start().await;
+    let s = start().await;
     s.create_user("a", "present").await;
     let r = s
         .a(
@@ -466,7 +325,7 @@ async fn a_filter_with_no_match_is_200_with_an_empty_list() {
 
 #[tokio::test]
 async fn user_name_filters_are_case_insensitive() {
-    let s = Server::start().await;
+    let s = start().await;
     s.create_user("a", "MixedCase@Example.com").await;
     let r = s
         .a(
@@ -481,7 +340,7 @@ async fn user_name_filters_are_case_insensitive() {
 
 #[tokio::test]
 async fn count_zero_answers_only_total_results() {
-    let s = Server::start().await;
+    let s = start().await;
     s.create_user("a", "one").await;
     s.create_user("a", "two").await;
     let r = s.a(Method::GET, "/Users?count=0", None).await;
@@ -492,7 +351,7 @@ async fn count_zero_answers_only_total_results() {
 
 #[tokio::test]
 async fn index_paging_pages_through_sorted_results() {
-    let s = Server::start().await;
+    let s = start().await;
     for n in ["c", "a", "b"] {
         s.create_user("a", n).await;
     }
@@ -511,7 +370,7 @@ async fn index_paging_pages_through_sorted_results() {
 
 #[tokio::test]
 async fn attributes_and_excluded_attributes_project_responses() {
-    let s = Server::start().await;
+    let s = start().await;
     let u = s
         .a(
             Method::POST,
@@ -533,7 +392,7 @@ async fn attributes_and_excluded_attributes_project_responses() {
 
 #[tokio::test]
 async fn groups_carry_member_refs_derived_from_the_base_url() {
-    let s = Server::start().await;
+    let s = start().await;
     let u = s.create_user("a", "member").await;
     let uid = u["id"].as_str().unwrap();
     let g = s
@@ -559,7 +418,7 @@ async fn groups_carry_member_refs_derived_from_the_base_url() {
 
 #[tokio::test]
 async fn search_endpoints_take_a_search_request() {
-    let s = Server::start().await;
+    let s = start().await;
     s.create_user("a", "searched").await;
     s.a(
         Method::POST,
@@ -607,7 +466,7 @@ async fn search_endpoints_take_a_search_request() {
 
 #[tokio::test]
 async fn uniqueness_conflicts_are_409() {
-    let s = Server::start().await;
+    let s = start().await;
     s.create_user("a", "taken").await;
     let r = s
         .a(
@@ -626,7 +485,7 @@ async fn uniqueness_conflicts_are_409() {
 
 #[tokio::test]
 async fn a_missing_token_is_401_with_a_bearer_challenge_and_scim_body() {
-    let s = Server::start().await;
+    let s = start().await;
     let r = s
         .send(
             Method::GET,
@@ -666,7 +525,7 @@ async fn a_missing_token_is_401_with_a_bearer_challenge_and_scim_body() {
 
 #[tokio::test]
 async fn a_token_of_source_a_is_rejected_on_source_b() {
-    let s = Server::start().await;
+    let s = start().await;
     s.create_user("b", "b-user").await;
     for path in ["/Users", "/ServiceProviderConfig", "/Schemas"] {
         let r = s
@@ -709,7 +568,7 @@ async fn a_token_of_source_a_is_rejected_on_source_b() {
 
 #[tokio::test]
 async fn a_revoked_token_stops_working_and_another_token_keeps_working() {
-    let s = Server::start().await;
+    let s = start().await;
     let (_, second) = scimd_server::tokens::create(&*s.state, "a", "rotation", None)
         .await
         .unwrap();
@@ -740,7 +599,7 @@ async fn a_revoked_token_stops_working_and_another_token_keeps_working() {
 
 #[tokio::test]
 async fn write_methods_on_discovery_endpoints_are_405_scim_errors() {
-    let s = Server::start().await;
+    let s = start().await;
     for (m, path) in [
         (Method::POST, "/ServiceProviderConfig"),
         (Method::PUT, "/ResourceTypes"),
@@ -755,7 +614,7 @@ async fn write_methods_on_discovery_endpoints_are_405_scim_errors() {
 
 #[tokio::test]
 async fn unknown_paths_are_404_scim_errors() {
-    let s = Server::start().await;
+    let s = start().await;
     for path in ["/Widgets", "/Users/x/y", "/v3"] {
         s.a(Method::GET, path, None).await.assert_scim_error(404);
     }
@@ -773,7 +632,7 @@ async fn unknown_paths_are_404_scim_errors() {
 
 #[tokio::test]
 async fn head_answers_like_get_without_a_body_and_options_lists_methods() {
-    let s = Server::start().await;
+    let s = start().await;
     let u = s.create_user("a", "headed").await;
     let path = format!("/Users/{}", u["id"].as_str().unwrap());
     let r = s.a(Method::HEAD, &path, None).await;
@@ -799,7 +658,7 @@ async fn head_answers_like_get_without_a_body_and_options_lists_methods() {
 
 #[tokio::test]
 async fn me_is_501() {
-    let s = Server::start().await;
+    let s = start().await;
     for m in [Method::GET, Method::DELETE] {
         s.a(m, "/Me", None).await.assert_scim_error(501);
     }
@@ -807,7 +666,7 @@ async fn me_is_501() {
 
 #[tokio::test]
 async fn the_authentik_compatible_path_serves_the_same_tree() {
-    let s = Server::start().await;
+    let s = start().await;
     let alias = format!("{}/source/scim/a/v2", s.origin);
     let r = s
         .send(
@@ -839,7 +698,7 @@ async fn the_authentik_compatible_path_serves_the_same_tree() {
 
 #[tokio::test]
 async fn endpoint_names_are_case_insensitive_and_trailing_slashes_ignored() {
-    let s = Server::start().await;
+    let s = start().await;
     s.create_user("a", "slash").await;
     let r = s
         .a(
@@ -858,7 +717,7 @@ async fn endpoint_names_are_case_insensitive_and_trailing_slashes_ignored() {
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_413_scim_error() {
-    let s = Server::start().await;
+    let s = start().await;
     let big = "x".repeat(70 * 1024);
     let r = s
         .a(
@@ -882,7 +741,7 @@ fn bulk(ops: Value) -> Value {
 
 #[tokio::test]
 async fn bulk_resolves_bulk_ids_in_members_even_when_defined_later() {
-    let s = Server::start().await;
+    let s = start().await;
     let r = s
         .a(
             Method::POST,
@@ -948,7 +807,7 @@ async fn bulk_resolves_bulk_ids_in_members_even_when_defined_later() {
 
 #[tokio::test]
 async fn bulk_circular_references_fail_and_create_nothing() {
-    let s = Server::start().await;
+    let s = start().await;
     let r = s
         .a(
             Method::POST,
@@ -975,7 +834,7 @@ async fn bulk_circular_references_fail_and_create_nothing() {
 
 #[tokio::test]
 async fn bulk_undefined_bulk_ids_fail_the_operation() {
-    let s = Server::start().await;
+    let s = start().await;
     let r = s
         .a(
             Method::POST,
@@ -995,7 +854,7 @@ async fn bulk_undefined_bulk_ids_fail_the_operation() {
 
 #[tokio::test]
 async fn bulk_fail_on_errors_stops_after_that_many_errors() {
-    let s = Server::start().await;
+    let s = start().await;
     s.create_user("a", "dup").await;
     let r = s
         .a(
@@ -1027,7 +886,7 @@ async fn bulk_fail_on_errors_stops_after_that_many_errors() {
 
 #[tokio::test]
 async fn bulk_operation_versions_are_preconditions() {
-    let s = Server::start().await;
+    let s = start().await;
     let u = s.create_user("a", "versioned").await;
     let id = u["id"].as_str().unwrap();
     let r = s
@@ -1051,7 +910,7 @@ async fn bulk_operation_versions_are_preconditions() {
 
 #[tokio::test]
 async fn bulk_over_max_operations_is_413() {
-    let s = Server::start().await;
+    let s = start().await;
     let ops: Vec<Value> = (0..11)
         .map(|i| {
             json!({"method": "POST", "path": "/Users", "bulkId": format!("b{i}"),
@@ -1068,7 +927,7 @@ async fn bulk_over_max_operations_is_413() {
 
 #[tokio::test]
 async fn bulk_over_max_payload_size_is_413() {
-    let s = Server::start().await;
+    let s = start().await;
     let r = s
         .a(
             Method::POST,
@@ -1088,7 +947,7 @@ async fn bulk_over_max_payload_size_is_413() {
 
 #[tokio::test]
 async fn service_provider_config_advertises_bulk_limits_and_bearer_auth() {
-    let s = Server::start().await;
+    let s = start().await;
     let r = s.a(Method::GET, "/ServiceProviderConfig", None).await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["bulk"]["supported"], true);
@@ -1104,7 +963,7 @@ async fn service_provider_config_advertises_bulk_limits_and_bearer_auth() {
 
 #[tokio::test]
 async fn schemas_and_resource_types_include_the_custom_extension() {
-    let s = Server::start().await;
+    let s = start().await;
     let r = s.a(Method::GET, "/Schemas", None).await;
     let ids: Vec<&str> = r.body["Resources"]
         .as_array()
@@ -1147,7 +1006,7 @@ async fn schemas_and_resource_types_include_the_custom_extension() {
 
 #[tokio::test]
 async fn the_openapi_document_is_openapi_3_with_the_custom_extension() {
-    let s = Server::start().await;
+    let s = start().await;
     let r = s
         .send(
             Method::GET,
@@ -1220,7 +1079,7 @@ async fn the_openapi_document_is_openapi_3_with_the_custom_extension() {
 
 #[tokio::test]
 async fn health_readiness_and_metrics_are_served() {
-    let s = Server::start().await;
+    let s = start().await;
     let h = s
         .send(
             Method::GET,
@@ -1243,16 +1102,7 @@ async fn health_readiness_and_metrics_are_served() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["status"], "ready");
     s.create_user("a", "counted").await;
-    let m = s
-        .send(
-            Method::GET,
-            &format!("{}/metrics", s.origin),
-            None,
-            &[],
-            None,
-        )
-        .await;
-    let text = m.body.as_str().unwrap();
+    let text = s.metrics().await;
     assert!(
         text.contains(
             "scimd_http_requests_total{source=\"a\",endpoint=\"Users\",method=\"POST\",status=\"201\"}"
@@ -1264,7 +1114,7 @@ async fn health_readiness_and_metrics_are_served() {
 
 #[tokio::test]
 async fn responses_carry_a_request_id_and_echo_a_well_formed_one() {
-    let s = Server::start().await;
+    let s = start().await;
     let r = s
         .on(
             "a",
@@ -1283,162 +1133,62 @@ async fn responses_carry_a_request_id_and_echo_a_well_formed_one() {
 // The binary.
 // ---------------------------------------------------------------------------------------------
 
-/// A `scimd serve` child process, killed on drop.
-struct Child {
-    child: std::process::Child,
-    base: String,
-    token: Option<String>,
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_scimd(dir: &Path) -> Child {
-    use std::io::BufRead;
-    use std::process::{Command, Stdio};
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scimd"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("SCIMD_") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = cmd.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut base = None;
-    let mut token = None;
-    // The URL lines come first, then (on a first start) the token, then the docs line order
-    // is fixed by the CLI; stop once the docs line and any token have been read.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let mut saw_docs = false;
-    while std::time::Instant::now() < deadline {
-        match rx.recv_timeout(std::time::Duration::from_millis(500)) {
-            Ok(line) => {
-                if let Some(url) = line.strip_prefix("scimd: source \"default\" is served at ") {
-                    base = Some(url.trim().to_string());
-                } else if line.starts_with("scimd_") {
-                    token = Some(line.trim().to_string());
-                    break;
-                } else if line.starts_with("scimd: API documentation") {
-                    saw_docs = true;
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if saw_docs => break,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(_) => break,
-        }
-    }
-    Child {
-        child,
-        base: base.expect("scimd printed no base URL"),
-        token,
-    }
-}
-
 #[tokio::test]
 async fn the_binary_starts_with_no_config_prints_a_token_once_and_keeps_it_across_restarts() {
-    let dir = std::env::temp_dir().join(format!("scimd-e2e-{}", uuid_like()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let child = spawn_scimd(&dir);
+    let dir = TempDir::new("scimd-e2e");
+    let child = Scimd::serve(dir.path(), None);
     assert!(
-        child.base.starts_with("http://127.0.0.1:"),
+        child.base().starts_with("http://127.0.0.1:"),
         "{}",
-        child.base
+        child.base()
     );
-    assert!(child.base.ends_with("/scim/default/v2"), "{}", child.base);
-    let token = child.token.clone().expect("a first start prints a token");
+    assert!(
+        child.base().ends_with("/scim/default/v2"),
+        "{}",
+        child.base()
+    );
+    let token = child
+        .token()
+        .expect("a first start prints a token")
+        .to_string();
     assert!(
         token.starts_with("scimd_") && token.len() == 6 + 43,
         "{token}"
     );
-    let client = reqwest::Client::new();
-    let r = client
-        .post(format!("{}/Users", child.base))
-        .bearer_auth(&token)
-        .header("content-type", "application/scim+json")
-        .body(
-            serde_json::to_vec(&json!({"schemas": [USER], "userName": "from-the-binary"})).unwrap(),
+    let api = child.api("default");
+    let r = api
+        .post(
+            "/Users",
+            &json!({"schemas": [USER], "userName": "from-the-binary"}),
         )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    let created: Value = r.json().await.unwrap();
-    let r = client
-        .get(format!(
-            "{}/Users/{}",
-            child.base,
-            created["id"].as_str().unwrap()
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let got: Value = r.json().await.unwrap();
-    assert_eq!(got["userName"], "from-the-binary");
-    let r = client
-        .get(format!("{}/Users", child.base))
-        .bearer_auth("scimd_wrong")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 401);
+        .await;
+    assert_eq!(r.status, 201);
+    let r = api
+        .get(&format!("/Users/{}", r.body["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["userName"], "from-the-binary");
+    let r = Api::new(child.base(), "scimd_wrong").get("/Users").await;
+    assert_eq!(r.status, 401);
     drop(child);
     // A second start of the same directory keeps the token and the data, and prints no token.
-    let again = spawn_scimd(&dir);
+    let again = Scimd::serve(dir.path(), None);
     assert_eq!(
-        again.token, None,
+        again.token(),
+        None,
         "a second start must not print a new token"
     );
-    let r = client
-        .get(format!(
-            "{}/Users?filter=userName%20eq%20%22from-the-binary%22",
-            again.base
-        ))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
-    let list: Value = r.json().await.unwrap();
-    assert_eq!(list["totalResults"], 1);
-    assert!(dir.join("scimd-data").join("scimd.db").is_file());
-    drop(again);
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn uuid_like() -> String {
-    format!(
-        "{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default()
-    )
+    let r = Api::new(again.base(), &token)
+        .get("/Users?filter=userName%20eq%20%22from-the-binary%22")
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["totalResults"], 1);
+    assert!(dir.path().join("scimd-data").join("scimd.db").is_file());
 }
 
 #[tokio::test]
 async fn cursor_paging_walks_every_resource_once_and_rejects_tampered_cursors() {
-    let s = Server::start().await;
+    let s = start().await;
     for i in 0..5 {
         s.create_user("a", &format!("cursor-{i}")).await;
     }
@@ -1478,20 +1228,12 @@ async fn cursor_paging_walks_every_resource_once_and_rejects_tampered_cursors() 
 
 #[tokio::test]
 async fn graceful_shutdown_lets_in_flight_requests_finish() {
-    let state = Arc::new(MemoryStateStore::default());
     let mut config = test_config();
     config.bulk.max_operations = 2000;
     config.bulk.max_payload_size = 4 * 1024 * 1024;
-    let app = App::build_with_state(config, Path::new("."), state)
-        .await
-        .unwrap();
-    let token = app.ensure_initial_tokens().await.unwrap().remove(0).1;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let server = tokio::spawn(scimd_server::serve(app, listener, async {
-        let _ = rx.await;
-    }));
+    let s = LocalServer::start(config).await;
+    let token = s.tokens["a"].clone();
+    let origin = s.origin.clone();
     let client = reqwest::Client::new();
     // A large Bulk request is being processed when shutdown starts.
     let n = 2000;
@@ -1502,8 +1244,8 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
         })
         .collect();
     let req = client
-        .post(format!("http://{addr}/scim/a/v2/Bulk"))
-        .bearer_auth(token.expose())
+        .post(format!("{origin}/scim/a/v2/Bulk"))
+        .bearer_auth(&token)
         .header("content-type", "application/scim+json")
         .body(serde_json::to_vec(&bulk(Value::Array(ops))).unwrap())
         .send();
@@ -1511,8 +1253,8 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
     let probe = reqwest::Client::new();
     loop {
         let r: Value = probe
-            .get(format!("http://{addr}/scim/a/v2/Users?count=0"))
-            .bearer_auth(token.expose())
+            .get(format!("{origin}/scim/a/v2/Users?count=0"))
+            .bearer_auth(&token)
             .send()
             .await
             .unwrap()
@@ -1525,20 +1267,16 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     drop(probe);
-    tx.send(()).unwrap();
+    // The server ends once the request in flight is answered, in full.
+    s.stop().await;
     let resp = in_flight.await.unwrap().unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["Operations"].as_array().unwrap().len(), n);
-    // The server task ends, and new connections are refused.
-    tokio::time::timeout(std::time::Duration::from_secs(10), server)
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    // New connections are refused.
     assert!(
         client
-            .get(format!("http://{addr}/healthz"))
+            .get(format!("{origin}/healthz"))
             .send()
             .await
             .is_err()
@@ -1547,7 +1285,7 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
 
 #[tokio::test]
 async fn groups_support_put_patch_of_members_search_and_delete() {
-    let s = Server::start().await;
+    let s = start().await;
     let u1 = s.create_user("a", "g-one").await["id"]
         .as_str()
         .unwrap()
@@ -1637,7 +1375,7 @@ async fn groups_support_put_patch_of_members_search_and_delete() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_puts_without_if_match_all_succeed_and_each_bumps_the_version() {
-    let s = Arc::new(Server::start().await);
+    let s = Arc::new(start().await);
     let u = s.create_user("a", "contended").await;
     let path = format!("/Users/{}", u["id"].as_str().unwrap());
     let mut tasks = Vec::new();
@@ -1663,7 +1401,7 @@ async fn concurrent_puts_without_if_match_all_succeed_and_each_bumps_the_version
 
 #[tokio::test]
 async fn if_match_star_needs_existence_and_tag_lists_match_any_listed_version() {
-    let s = Server::start().await;
+    let s = start().await;
     let u = s.create_user("a", "lists").await;
     let path = format!("/Users/{}", u["id"].as_str().unwrap());
     let op = |v: &str| {
@@ -1714,10 +1452,9 @@ async fn if_match_star_needs_existence_and_tag_lists_match_any_listed_version() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_sharing_a_database_share_tokens_and_resources_at_once() {
-    let dir = std::env::temp_dir().join(format!("scimd-replicas-{}", uuid_like()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let db = dir.join("shared.db");
-    let f = dir.join("scimd.toml");
+    let dir = TempDir::new("scimd-replicas");
+    let db = dir.path().join("shared.db");
+    let f = dir.path().join("scimd.toml");
     std::fs::write(
         &f,
         format!(
@@ -1727,8 +1464,8 @@ async fn replicas_sharing_a_database_share_tokens_and_resources_at_once() {
     )
     .unwrap();
     let loaded = scimd_server::config::load(Some(&f), &[]).unwrap();
-    let one = Server::serve(App::build(&loaded).await.unwrap()).await;
-    let two = Server::serve(App::build(&loaded).await.unwrap()).await;
+    let one = LocalServer::serve(App::build(&loaded).await.unwrap()).await;
+    let two = LocalServer::serve(App::build(&loaded).await.unwrap()).await;
     // The first replica created the initial token; the second found it and made none.
     assert!(one.tokens.contains_key("a"));
     assert!(two.tokens.is_empty());
@@ -1737,7 +1474,7 @@ async fn replicas_sharing_a_database_share_tokens_and_resources_at_once() {
     let (_, fresh) = scimd_server::tokens::create(&*one.state, "a", "fresh", None)
         .await
         .unwrap();
-    let url = |s: &Server| format!("{}/Users", s.base("a"));
+    let url = |s: &LocalServer| format!("{}/Users", s.base("a"));
     let r = two
         .send(Method::GET, &url(&two), Some(fresh.expose()), &[], None)
         .await;
@@ -1773,9 +1510,6 @@ async fn replicas_sharing_a_database_share_tokens_and_resources_at_once() {
     one.send(Method::GET, &url(&one), Some(fresh.expose()), &[], None)
         .await
         .assert_scim_error(401);
-    drop(one);
-    drop(two);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Okta's SCIM 2.0 SPEC test (see `support_okta`), run against the server with the default
@@ -1785,34 +1519,25 @@ async fn okta_spec_test_passes_19_of_19() {
     let Some(runner) = support_okta::runner() else {
         return;
     };
-    let dir = std::env::temp_dir().join(format!("scimd-okta-{}", uuid_like()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = Config {
+    let dir = TempDir::new("scimd-okta");
+    let s = LocalServer::start(Config {
         backend: BackendConfig::Sqlite(scimd_backend_sql::SqliteConfig {
-            path: dir.join("scimd.db"),
+            path: dir.path().join("scimd.db"),
             ..Default::default()
         }),
         ..Config::default()
-    };
-    let app = App::build_with_state(
-        config,
-        Path::new("."),
-        Arc::new(MemoryStateStore::default()),
-    )
-    .await
-    .unwrap();
-    let s = Server::serve(app).await;
+    })
+    .await;
     let base = s.base("default");
     let token = s.tokens["default"].clone();
     tokio::task::spawn_blocking(move || support_okta::run(&runner, &base, &token, &[]))
         .await
         .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]
 async fn root_search_sorts_across_types_with_missing_values_last() {
-    let s = Server::start().await;
+    let s = start().await;
     let search = |body: Value| s.a(Method::POST, "/.search", Some(body));
     for (u, d) in [("zed", "Zed"), ("amy", "Amy")] {
         s.a(

@@ -4,134 +4,18 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support_scimd;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use reqwest::Method;
-use scimd_core::state::MemoryStateStore;
 use scimd_plugin_host::HookConfig;
 use scimd_plugin_host::testing::{Receiver, cargo_build_library};
-use scimd_server::App;
 use scimd_server::config::{BackendConfig, Config, MemoryConfig, SourceConfig};
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Duration;
-use tokio::sync::oneshot;
-
-const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-const BULK_REQ: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
-const ERROR: &str = "urn:ietf:params:scim:api:messages:2.0:Error";
-
-/// A fresh temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> TempDir {
-        static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The `scimd` binary with `--config`, run in `dir`, without the caller's `SCIMD_*` variables.
-fn scimd(dir: &Path, config: &Path, args: &[&str]) -> std::process::Command {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_scimd"));
-    cmd.args(args)
-        .arg("--config")
-        .arg(config)
-        .current_dir(dir)
-        .stdin(std::process::Stdio::null());
-    for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("SCIMD_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
-/// A running `scimd serve`, killed with SIGKILL on drop.
-struct Process {
-    child: std::process::Child,
-    /// The base URL of source `default`.
-    base: String,
-    /// The token printed on a first start.
-    token: Option<String>,
-}
-
-impl Process {
-    /// Starts `scimd serve --listen 127.0.0.1:0` and reads where it serves (and, on a first
-    /// start, the token) from its output.
-    fn serve(dir: &Path, config: &Path) -> Process {
-        use std::io::BufRead;
-        let log = std::fs::File::create(dir.join("scimd.log")).unwrap();
-        let mut child = scimd(dir, config, &["serve", "--listen", "127.0.0.1:0"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut me = Process {
-            child,
-            base: String::new(),
-            token: None,
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::time::Instant::now() < deadline {
-            match rx.recv_timeout(Duration::from_millis(500)) {
-                Ok(line) => {
-                    if let Some(url) = line.strip_prefix("scimd: source \"default\" is served at ")
-                    {
-                        me.base = url.trim().to_string();
-                    } else if line.starts_with("scimd_") {
-                        me.token = Some(line.trim().to_string());
-                    }
-                }
-                Err(_) if !me.base.is_empty() => break,
-                Err(_) => {
-                    let exited = me.child.try_wait().unwrap();
-                    assert!(exited.is_none(), "scimd exited at start: {:?}", exited);
-                }
-            }
-        }
-        assert!(!me.base.is_empty(), "scimd printed no URL");
-        me
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use support_scimd::{BULK_REQ, LocalServer, PATCH_OP, Scimd, TempDir, USER, run};
 
 fn lib(package: &str) -> PathBuf {
     cargo_build_library(package).expect("the plugin builds")
@@ -147,92 +31,20 @@ fn source(slug: &str, hooks: Vec<HookConfig>) -> SourceConfig {
     s
 }
 
-struct Server {
-    origin: String,
-    tokens: HashMap<String, String>,
-    client: reqwest::Client,
-    _stop: oneshot::Sender<()>,
+/// Serves `sources` on the memory backend.
+async fn start(sources: Vec<SourceConfig>) -> LocalServer {
+    LocalServer::start(Config {
+        sources,
+        backend: BackendConfig::Memory(MemoryConfig {}),
+        ..Config::default()
+    })
+    .await
 }
 
-struct Resp {
-    status: u16,
-    body: Value,
-}
-
-impl Server {
-    async fn start(sources: Vec<SourceConfig>) -> Server {
-        let config = Config {
-            sources,
-            backend: BackendConfig::Memory(MemoryConfig {}),
-            ..Config::default()
-        };
-        let app = App::build_with_state(
-            config,
-            Path::new("."),
-            Arc::new(MemoryStateStore::default()),
-        )
-        .await
-        .unwrap();
-        let tokens = app
-            .ensure_initial_tokens()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(slug, secret)| (slug, secret.expose().to_string()))
-            .collect();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(scimd_server::serve(app, listener, async {
-            let _ = rx.await;
-        }));
-        Server {
-            origin: format!("http://{addr}"),
-            tokens,
-            client: reqwest::Client::new(),
-            _stop: tx,
-        }
-    }
-
-    async fn on(&self, src: &str, method: Method, path: &str, body: Option<Value>) -> Resp {
-        let mut rb = self
-            .client
-            .request(method, format!("{}/scim/{src}/v2{path}", self.origin))
-            .bearer_auth(&self.tokens[src])
-            .header("x-request-id", "hooks-e2e-1");
-        if let Some(b) = body {
-            rb = rb
-                .header("content-type", "application/scim+json")
-                .body(serde_json::to_vec(&b).unwrap());
-        }
-        let r = rb.send().await.unwrap();
-        let status = r.status().as_u16();
-        let bytes = r.bytes().await.unwrap();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Resp { status, body }
-    }
-
-    async fn healthy(&self) -> bool {
-        let r = self
-            .client
-            .get(format!("{}/healthz", self.origin))
-            .send()
-            .await
-            .unwrap();
-        r.status().is_success()
-    }
-
-    async fn count_users(&self, src: &str) -> u64 {
-        let r = self.on(src, Method::GET, "/Users", None).await;
-        assert_eq!(r.status, 200, "{}", r.body);
-        r.body["totalResults"].as_u64().unwrap()
-    }
-}
-
-fn assert_scim_error(r: &Resp, status: u16) {
-    assert_eq!(r.status, status, "{}", r.body);
-    assert_eq!(r.body["schemas"], json!([ERROR]), "{}", r.body);
-    assert_eq!(r.body["status"], json!(status.to_string()), "{}", r.body);
+async fn count_users(s: &LocalServer, src: &str) -> u64 {
+    let r = s.call(src, Method::GET, "/Users", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    r.body["totalResults"].as_u64().unwrap()
 }
 
 /// Both kinds of mapping on one source: the example mapping plugin (userName from the
@@ -252,10 +64,10 @@ fn mapping_source() -> SourceConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mapping_is_applied_on_post_put_patch_and_bulk() {
-    let s = Server::start(vec![mapping_source()]).await;
+    let s = start(vec![mapping_source()]).await;
     // POST without userName: the plugin derives it before validation.
     let r = s
-        .on(
+        .call(
             "map",
             Method::POST,
             "/Users",
@@ -269,7 +81,7 @@ async fn mapping_is_applied_on_post_put_patch_and_bulk() {
     let id = r.body["id"].as_str().unwrap().to_string();
     // PUT: lowercased again.
     let r = s
-        .on(
+        .call(
             "map",
             Method::PUT,
             &format!("/Users/{id}"),
@@ -282,7 +94,7 @@ async fn mapping_is_applied_on_post_put_patch_and_bulk() {
     assert_eq!(r.body["displayName"], "Ada");
     // PATCH: the mapping sees the patched resource.
     let r = s
-        .on(
+        .call(
             "map",
             Method::PATCH,
             &format!("/Users/{id}"),
@@ -292,13 +104,13 @@ async fn mapping_is_applied_on_post_put_patch_and_bulk() {
         .await;
     assert!([200, 204].contains(&r.status), "{}", r.body);
     let r = s
-        .on("map", Method::GET, &format!("/Users/{id}"), None)
+        .call("map", Method::GET, &format!("/Users/{id}"), None)
         .await;
     assert_eq!(r.body["userName"], "lovelace");
     assert_eq!(r.body["meta"]["version"], "W/\"3\"");
     // Bulk: every operation goes through the same pipeline.
     let r = s
-        .on("map", Method::POST, "/Bulk", Some(json!({"schemas": [BULK_REQ], "Operations": [
+        .call("map", Method::POST, "/Bulk", Some(json!({"schemas": [BULK_REQ], "Operations": [
             {"method": "POST", "path": "/Users", "bulkId": "b1",
              "data": {"schemas": [USER], "emails": [{"value": "Bob@Example.com", "primary": true}]}},
             {"method": "PATCH", "path": format!("/Users/{id}"),
@@ -316,11 +128,11 @@ async fn mapping_is_applied_on_post_put_patch_and_bulk() {
         .next()
         .unwrap();
     let r = s
-        .on("map", Method::GET, &format!("/Users/{bob}"), None)
+        .call("map", Method::GET, &format!("/Users/{bob}"), None)
         .await;
     assert_eq!(r.body["userName"], "bob@example.com");
     let r = s
-        .on("map", Method::GET, &format!("/Users/{id}"), None)
+        .call("map", Method::GET, &format!("/Users/{id}"), None)
         .await;
     assert_eq!(r.body["userName"], "ada-bulk");
 }
@@ -338,9 +150,9 @@ fn policy_source() -> SourceConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_veto_returns_the_hooks_error_and_writes_nothing() {
-    let s = Server::start(vec![policy_source()]).await;
+    let s = start(vec![policy_source()]).await;
     let r = s
-        .on(
+        .call(
             "policy",
             Method::POST,
             "/Users",
@@ -348,16 +160,16 @@ async fn a_veto_returns_the_hooks_error_and_writes_nothing() {
             "userName": "mallory", "emails": [{"value": "m@evil.test"}]})),
         )
         .await;
-    assert_scim_error(&r, 403);
+    r.assert_scim_error(403);
     assert!(
         r.body["detail"].as_str().unwrap().contains("evil.test"),
         "{}",
         r.body
     );
-    assert_eq!(s.count_users("policy").await, 0);
+    assert_eq!(count_users(&s, "policy").await, 0);
     // An allowed user, then a PUT and a PATCH that would move it to a foreign domain.
     let r = s
-        .on(
+        .call(
             "policy",
             Method::POST,
             "/Users",
@@ -368,7 +180,7 @@ async fn a_veto_returns_the_hooks_error_and_writes_nothing() {
     assert_eq!(r.status, 201, "{}", r.body);
     let id = r.body["id"].as_str().unwrap().to_string();
     let r = s
-        .on(
+        .call(
             "policy",
             Method::PUT,
             &format!("/Users/{id}"),
@@ -376,9 +188,9 @@ async fn a_veto_returns_the_hooks_error_and_writes_nothing() {
             "userName": "alice", "emails": [{"value": "alice@evil.test"}]})),
         )
         .await;
-    assert_scim_error(&r, 403);
+    r.assert_scim_error(403);
     let r = s
-        .on(
+        .call(
             "policy",
             Method::PATCH,
             &format!("/Users/{id}"),
@@ -386,15 +198,15 @@ async fn a_veto_returns_the_hooks_error_and_writes_nothing() {
             "Operations": [{"op": "add", "path": "emails", "value": [{"value": "a@evil.test"}]}]})),
         )
         .await;
-    assert_scim_error(&r, 403);
+    r.assert_scim_error(403);
     let r = s
-        .on("policy", Method::GET, &format!("/Users/{id}"), None)
+        .call("policy", Method::GET, &format!("/Users/{id}"), None)
         .await;
     assert_eq!(r.body["emails"], json!([{"value": "alice@example.com"}]));
     assert_eq!(r.body["meta"]["version"], "W/\"1\"");
     // In Bulk, the vetoed operation fails with the hook's error; the others are written.
     let r = s
-        .on("policy", Method::POST, "/Bulk", Some(json!({"schemas": [BULK_REQ], "Operations": [
+        .call("policy", Method::POST, "/Bulk", Some(json!({"schemas": [BULK_REQ], "Operations": [
             {"method": "POST", "path": "/Users", "bulkId": "x",
              "data": {"schemas": [USER], "userName": "eve", "emails": [{"value": "e@evil.test"}]}},
             {"method": "POST", "path": "/Users", "bulkId": "y",
@@ -404,7 +216,7 @@ async fn a_veto_returns_the_hooks_error_and_writes_nothing() {
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body["Operations"][0]["status"], "403", "{}", r.body);
     assert_eq!(r.body["Operations"][1]["status"], "201", "{}", r.body);
-    assert_eq!(s.count_users("policy").await, 2);
+    assert_eq!(count_users(&s, "policy").await, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,7 +224,7 @@ async fn react_hooks_see_old_and_new_state_and_the_audit_log_their_difference() 
     let dir = TempDir::new("scimd-hooks-react");
     let record = dir.path().join("react.jsonl");
     let audit = dir.path().join("audit.jsonl");
-    let s = Server::start(vec![source(
+    let s = start(vec![source(
         "r",
         hooks(json!([
             {"type": "plugin", "path": lib("scimd-test-plugin-faulty"),
@@ -422,7 +234,7 @@ async fn react_hooks_see_old_and_new_state_and_the_audit_log_their_difference() 
     )])
     .await;
     let r = s
-        .on(
+        .call(
             "r",
             Method::POST,
             "/Users",
@@ -439,11 +251,12 @@ async fn react_hooks_see_old_and_new_state_and_the_audit_log_their_difference() 
             &format!("/Users/{id}"),
             Some(json!({"schemas": [USER],
             "userName": "grace", "title": "Commodore", "password": "Cobol#1959"})),
+            &[("x-request-id", "hooks-e2e-1")],
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     let r = s
-        .on("r", Method::DELETE, &format!("/Users/{id}"), None)
+        .call("r", Method::DELETE, &format!("/Users/{id}"), None)
         .await;
     assert_eq!(r.status, 204);
     let events: Vec<Value> = std::fs::read_to_string(&record)
@@ -493,7 +306,7 @@ async fn panicking_and_hanging_plugins_leave_the_server_healthy_and_answer_per_f
     };
     let panic = json!({"panic": ["map"]});
     let hang = json!({"hang_ms": 3000});
-    let s = Server::start(vec![
+    let s = start(vec![
         source("panic-deny", plugin(panic.clone(), "deny", 30_000)),
         source("panic-allow", plugin(panic, "allow", 30_000)),
         source("hang-deny", plugin(hang.clone(), "deny", 200)),
@@ -501,31 +314,41 @@ async fn panicking_and_hanging_plugins_leave_the_server_healthy_and_answer_per_f
     ])
     .await;
     let body = |n: &str| Some(json!({"schemas": [USER], "userName": n}));
-    let r = s.on("panic-deny", Method::POST, "/Users", body("p1")).await;
-    assert_scim_error(&r, 500);
-    assert_eq!(s.count_users("panic-deny").await, 0);
     let r = s
-        .on("panic-allow", Method::POST, "/Users", body("p2"))
+        .call("panic-deny", Method::POST, "/Users", body("p1"))
+        .await;
+    r.assert_scim_error(500);
+    assert_eq!(count_users(&s, "panic-deny").await, 0);
+    let r = s
+        .call("panic-allow", Method::POST, "/Users", body("p2"))
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let started = std::time::Instant::now();
-    let r = s.on("hang-deny", Method::POST, "/Users", body("h1")).await;
-    assert_scim_error(&r, 503);
+    let r = s
+        .call("hang-deny", Method::POST, "/Users", body("h1"))
+        .await;
+    r.assert_scim_error(503);
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "the timeout answers"
     );
-    assert_eq!(s.count_users("hang-deny").await, 0);
+    assert_eq!(count_users(&s, "hang-deny").await, 0);
     // Allowed: the hanging map phase is skipped, and so are the hanging decide and react
     // phases of this write, each after its timeout.
-    let r = s.on("hang-allow", Method::POST, "/Users", body("h2")).await;
+    let r = s
+        .call("hang-allow", Method::POST, "/Users", body("h2"))
+        .await;
     assert_eq!(r.status, 201, "{}", r.body);
     // The process survived all of it and still serves everything else.
-    assert!(s.healthy().await);
-    let r = s.on("panic-deny", Method::GET, "/Users", None).await;
+    let health = format!("{}/healthz", s.origin);
+    assert_eq!(
+        s.send(Method::GET, &health, None, &[], None).await.status,
+        200
+    );
+    let r = s.call("panic-deny", Method::GET, "/Users", None).await;
     assert_eq!(r.status, 200);
-    assert_eq!(s.count_users("panic-allow").await, 1);
-    assert_eq!(s.count_users("hang-allow").await, 1);
+    assert_eq!(count_users(&s, "panic-allow").await, 1);
+    assert_eq!(count_users(&s, "hang-allow").await, 1);
 }
 
 /// Runs `scimd config check` and `scimd serve` with a configuration that loads a plugin built
@@ -543,9 +366,11 @@ fn an_abi_mismatch_stops_start_up_naming_the_plugin_and_both_versions() {
         ),
     )
     .unwrap();
-    let out = scimd(dir.path(), &config, &["serve", "--listen", "127.0.0.1:0"])
-        .output()
-        .unwrap();
+    let out = run(
+        dir.path(),
+        Some(&config),
+        &["serve", "--listen", "127.0.0.1:0"],
+    );
     assert!(!out.status.success(), "scimd must not start");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("\"future\""), "{err}");
@@ -603,19 +428,16 @@ poll_ms = 100
         ),
     )
     .unwrap();
-    let mut first = Process::serve(dir.path(), &config);
-    let token = first.token.clone().expect("a first start prints a token");
-    let r = reqwest::Client::new()
-        .post(format!("{}/Users", first.base))
-        .bearer_auth(&token)
-        .header("content-type", "application/scim+json")
-        .body(json!({"schemas": [USER], "userName": "durable", "externalId": "ext-1"}).to_string())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201);
-    let created: Value = r.json().await.unwrap();
-    let id = created["id"].as_str().unwrap().to_string();
+    let mut first = Scimd::serve(dir.path(), Some(&config));
+    let r = first
+        .api("default")
+        .post(
+            "/Users",
+            &json!({"schemas": [USER], "userName": "durable", "externalId": "ext-1"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let id = r.body["id"].as_str().unwrap().to_string();
     // Let the worker fail at least once against the closed port, then kill it.
     tokio::time::sleep(Duration::from_millis(300)).await;
     first.kill();
@@ -625,7 +447,7 @@ poll_ms = 100
         rcv.received().is_empty(),
         "nothing delivered while scimd is down"
     );
-    let _second = Process::serve(dir.path(), &config);
+    let _second = Scimd::serve(dir.path(), Some(&config));
     let sets = rcv.wait_accepted(1, Duration::from_secs(20)).await;
     assert_eq!(sets.len(), 1, "{:?}", rcv.received());
     let claims = verify_hs256(&sets[0], SECRET);
@@ -655,7 +477,7 @@ async fn service_provider_config_lists_the_event_uris_of_the_sources_events_hook
             .extend(extra.as_object().cloned().unwrap());
         c
     };
-    let s = Server::start(vec![
+    let s = start(vec![
         source(
             "feeds",
             hooks(json!([
@@ -667,7 +489,7 @@ async fn service_provider_config_lists_the_event_uris_of_the_sources_events_hook
     ])
     .await;
     let r = s
-        .on("feeds", Method::GET, "/ServiceProviderConfig", None)
+        .call("feeds", Method::GET, "/ServiceProviderConfig", None)
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
@@ -684,7 +506,7 @@ async fn service_provider_config_lists_the_event_uris_of_the_sources_events_hook
         })
     );
     let r = s
-        .on("quiet", Method::GET, "/ServiceProviderConfig", None)
+        .call("quiet", Method::GET, "/ServiceProviderConfig", None)
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.get("securityEvents").is_none(), "{}", r.body);
@@ -703,7 +525,7 @@ async fn hook_and_event_metrics_are_described() {
                "key": "an-hs256-secret-of-at-least-32-bytes!", "retry_initial_ms": 50,
                "retry_max_ms": 100, "poll_ms": 50, "timeout_ms": 2000})
     };
-    let s = Server::start(vec![
+    let s = start(vec![
         policy_source(),
         source(
             "faulty",
@@ -725,15 +547,15 @@ async fn hook_and_event_metrics_are_described() {
         Some(json!({"schemas": [USER], "userName": name, "emails": [{"value": email}]}))
     };
     let r = s
-        .on("policy", Method::POST, "/Users", user("m", "m@evil.test"))
+        .call("policy", Method::POST, "/Users", user("m", "m@evil.test"))
         .await;
-    assert_scim_error(&r, 403);
+    r.assert_scim_error(403);
     let r = s
-        .on("faulty", Method::POST, "/Users", user("f", "f@example.com"))
+        .call("faulty", Method::POST, "/Users", user("f", "f@example.com"))
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let r = s
-        .on("events", Method::POST, "/Users", user("e", "e@example.com"))
+        .call("events", Method::POST, "/Users", user("e", "e@example.com"))
         .await;
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(
@@ -755,15 +577,7 @@ async fn hook_and_event_metrics_are_described() {
     ];
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let text = loop {
-        let text = s
-            .client
-            .get(format!("{}/metrics", s.origin))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = s.metrics().await;
         // Delivery runs in the background: wait until the worker recorded everything.
         let recorded = wanted
             .iter()

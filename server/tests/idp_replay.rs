@@ -16,39 +16,18 @@
 
 #[path = "../../backends/sql/tests/support/pg.rs"]
 mod pg;
+mod support_scimd;
 
 use reqwest::Method;
-use scimd_core::state::MemoryStateStore;
-use scimd_server::App;
 use scimd_server::config::{BackendConfig, Config, MemoryConfig, PatchResponse, SourceConfig};
 use serde_json::{Value, json};
-use std::collections::{BTreeSet, HashMap};
-use std::path::Path;
+use std::collections::BTreeSet;
 use std::sync::Arc;
-use tokio::sync::oneshot;
-
-const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
-const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
-const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+use support_scimd::{ENTERPRISE, GROUP, LIST, LocalServer, PATCH_OP, Resp, TempDir, USER};
 
 // ---------------------------------------------------------------------------------------------
-// A server on 127.0.0.1:0 and a client per source.
+// A server on 127.0.0.1:0 (`support_scimd`) and the requests of the replays.
 // ---------------------------------------------------------------------------------------------
-
-struct Server {
-    origin: String,
-    tokens: HashMap<String, String>,
-    client: reqwest::Client,
-    _stop: oneshot::Sender<()>,
-}
-
-#[derive(Debug)]
-struct Resp {
-    status: u16,
-    body: Value,
-}
 
 /// Sources: `entra` (compat `entra`, PATCH answers 204 as Microsoft's tutorial asks for
 /// groups), `okta` (the defaults) and `strict` (no rule).
@@ -68,63 +47,13 @@ fn replay_config(backend: BackendConfig) -> Config {
     }
 }
 
-impl Server {
-    async fn start(config: Config) -> Server {
-        let app = App::build_with_state(
-            config,
-            Path::new("."),
-            Arc::new(MemoryStateStore::default()),
-        )
-        .await
-        .unwrap();
-        let tokens = app
-            .ensure_initial_tokens()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|(slug, secret)| (slug, secret.expose().to_string()))
-            .collect();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(scimd_server::serve(app, listener, async {
-            let _ = rx.await;
-        }));
-        Server {
-            origin: format!("http://{addr}"),
-            tokens,
-            client: reqwest::Client::new(),
-            _stop: tx,
-        }
-    }
+/// Serves the replay's sources on the memory backend.
+async fn memory() -> LocalServer {
+    LocalServer::start(replay_config(BackendConfig::Memory(MemoryConfig {}))).await
+}
 
-    async fn memory() -> Server {
-        Server::start(replay_config(BackendConfig::Memory(MemoryConfig {}))).await
-    }
-
-    /// A request to `source`; `path` is relative to its base URL and may carry a query.
-    async fn call(&self, source: &str, method: Method, path: &str, body: Option<Value>) -> Resp {
-        let url = format!("{}/scim/{source}/v2{path}", self.origin);
-        let mut rb = self
-            .client
-            .request(method, &url)
-            .bearer_auth(&self.tokens[source]);
-        if let Some(b) = body {
-            rb = rb
-                .header("content-type", "application/scim+json")
-                .body(serde_json::to_vec(&b).unwrap());
-        }
-        let r = rb.send().await.unwrap();
-        let status = r.status().as_u16();
-        let bytes = r.bytes().await.unwrap();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap()
-        };
-        Resp { status, body }
-    }
-
+/// The replays' requests, each asserting the answer an identity provider expects.
+impl LocalServer {
     async fn get(&self, source: &str, path: &str) -> Value {
         let r = self.call(source, Method::GET, path, None).await;
         assert_eq!(r.status, 200, "GET {path}: {}", r.body);
@@ -163,16 +92,6 @@ impl Server {
         let q = encode(filter);
         self.get(source, &format!("/{endpoint}?filter={q}{extra}"))
             .await
-    }
-
-    async fn metrics(&self) -> String {
-        let r = self
-            .client
-            .get(format!("{}/metrics", self.origin))
-            .send()
-            .await
-            .unwrap();
-        r.text().await.unwrap()
     }
 
     /// The value of `scimd_compat_rule_fired_total` for a source and rule (0 when absent).
@@ -238,7 +157,7 @@ fn random_guid() -> String {
 /// GUID: 200 with an empty ListResponse, never 404.
 #[tokio::test]
 async fn entra_connection_probe_answers_200_with_an_empty_list() {
-    let s = Server::memory().await;
+    let s = memory().await;
     let guid = random_guid();
     for (endpoint, filter, extra) in [
         ("Users", format!("userName eq \"{guid}\""), ""),
@@ -271,7 +190,7 @@ async fn entra_connection_probe_answers_200_with_an_empty_list() {
 /// array, a reference check, disable, delete.
 #[tokio::test]
 async fn entra_user_lifecycle_without_the_flag_stores_every_step() {
-    let s = Server::memory().await;
+    let s = memory().await;
     // Example 1: the matching query (unquoted value) finds nothing yet.
     let list = s.filter("entra", "Users", "externalId eq jyoung", "").await;
     assert_eq!(total(&list), 0);
@@ -430,7 +349,7 @@ async fn entra_user_lifecycle_without_the_flag_stores_every_step() {
 /// attributes in one path-less replace whose keys are paths.
 #[tokio::test]
 async fn entra_user_lifecycle_with_the_flag_stores_every_step() {
-    let s = Server::memory().await;
+    let s = memory().await;
     let created = s
         .post(
             "entra",
@@ -505,7 +424,7 @@ async fn entra_user_lifecycle_with_the_flag_stores_every_step() {
 /// without the flag, a filter with it), a membership reference check, a rename, delete.
 #[tokio::test]
 async fn entra_group_lifecycle_adds_and_removes_exactly_the_members_named() {
-    let s = Server::memory().await;
+    let s = memory().await;
     let mut users = Vec::new();
     for i in 0..3 {
         let u = s
@@ -635,7 +554,7 @@ async fn entra_group_lifecycle_adds_and_removes_exactly_the_members_named() {
 /// preset decodes them, the defaults keep the text as the role value.
 #[tokio::test]
 async fn entra_roles_with_json_encoded_values_are_decoded_under_the_entra_preset() {
-    let s = Server::memory().await;
+    let s = memory().await;
     let role = json!({"primary": false, "type": "WindowsAzureActiveDirectoryRole",
         "value": "{\"id\":\"06b07648-ecfe-589f-9d2f-6325724a46ee\",\"value\":\"25\",\"displayName\":\"Role1234\"}"});
     for (source, expected) in [
@@ -676,7 +595,7 @@ async fn entra_roles_with_json_encoded_values_are_decoded_under_the_entra_preset
 /// deactivation and reactivation. Okta never deletes users.
 #[tokio::test]
 async fn okta_user_lifecycle_put_updates_and_pathless_deactivation() {
-    let s = Server::memory().await;
+    let s = memory().await;
     let q = "&startIndex=1&count=100";
     let list = s
         .filter("okta", "Users", "userName eq \"test.user@okta.local\"", q)
@@ -753,7 +672,7 @@ async fn okta_user_lifecycle_put_updates_and_pathless_deactivation() {
 /// integer paging fields, the same order whatever the page size.
 #[tokio::test]
 async fn okta_import_paging_returns_every_user_once_in_a_stable_order() {
-    let s = Server::memory().await;
+    let s = memory().await;
     let mut created = BTreeSet::new();
     for i in 0..230 {
         let u = s
@@ -801,7 +720,7 @@ async fn okta_import_paging_returns_every_user_once_in_a_stable_order() {
 /// App Integration Wizard's PUT, and unlinking with delete.
 #[tokio::test]
 async fn okta_group_push_keeps_membership_exact_at_every_step() {
-    let s = Server::memory().await;
+    let s = memory().await;
     let mut users = Vec::new();
     for i in 0..3 {
         let u = s
@@ -913,7 +832,7 @@ async fn okta_group_push_keeps_membership_exact_at_every_step() {
 /// deletes both; nothing is left behind.
 #[tokio::test]
 async fn jumpcloud_connection_test_creates_and_deletes_a_user_and_a_group() {
-    let s = Server::memory().await;
+    let s = memory().await;
     let u = s
         .post(
             "okta",
@@ -952,7 +871,7 @@ async fn jumpcloud_connection_test_creates_and_deletes_a_user_and_a_group() {
 /// OneLogin's SCIM 1.1-era URN in `schemas` is tolerated by default and refused when strict.
 #[tokio::test]
 async fn onelogin_scim_1_1_urns_are_tolerated_by_default_and_refused_when_strict() {
-    let s = Server::memory().await;
+    let s = memory().await;
     let body = json!({"schemas": [USER, "urn:scim:schemas:extension:enterprise:1.0"],
         "userName": "ol@onelogin.test"});
     let u = s.post("okta", "/Users", body.clone()).await;
@@ -974,7 +893,7 @@ async fn onelogin_scim_1_1_urns_are_tolerated_by_default_and_refused_when_strict
 /// changes nothing; no rule is counted for it.
 #[tokio::test]
 async fn a_strict_source_refuses_every_tolerated_shape_and_changes_nothing() {
-    let s = Server::memory().await;
+    let s = memory().await;
     let u = s
         .post(
             "strict",
@@ -1057,7 +976,7 @@ async fn a_strict_source_refuses_every_tolerated_shape_and_changes_nothing() {
 /// attribute where `attribute_filters` is enabled, and refused elsewhere.
 #[tokio::test]
 async fn attribute_filters_rule_reads_a_filtered_attribute_as_the_attribute() {
-    let s = Server::memory().await;
+    let s = memory().await;
     for source in ["filters", "okta"] {
         s.post(
             source,
@@ -1084,7 +1003,7 @@ async fn attribute_filters_rule_reads_a_filtered_attribute_as_the_attribute() {
 
 /// 1,000 users joined to one group by single-member PATCHes, five in flight at a time as Entra
 /// ID sends them, then removed the same way: every add and every remove must land.
-async fn five_parallel_single_member_patches_lose_nothing(s: &Server) {
+async fn five_parallel_single_member_patches_lose_nothing(s: &LocalServer) {
     const MEMBERS: usize = 1000;
     const PARALLEL: usize = 5;
     let s = Arc::new(s);
@@ -1151,24 +1070,21 @@ async fn futures_join_all<F: std::future::Future<Output = ()>>(futs: impl Iterat
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entra_concurrent_member_patches_lose_nothing_on_memory() {
-    let s = Server::memory().await;
+    let s = memory().await;
     five_parallel_single_member_patches_lose_nothing(&s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entra_concurrent_member_patches_lose_nothing_on_sqlite() {
-    let dir = std::env::temp_dir().join(format!("scimd-replay-{}", random_guid()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let s = Server::start(replay_config(BackendConfig::Sqlite(
+    let dir = TempDir::new("scimd-replay");
+    let s = LocalServer::start(replay_config(BackendConfig::Sqlite(
         scimd_backend_sql::SqliteConfig {
-            path: dir.join("scimd.db"),
+            path: dir.path().join("scimd.db"),
             ..Default::default()
         },
     )))
     .await;
     five_parallel_single_member_patches_lose_nothing(&s).await;
-    drop(s);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// PostgreSQL: a fresh database from the shared test helper (skipped with a message where
@@ -1178,7 +1094,7 @@ async fn entra_concurrent_member_patches_lose_nothing_on_postgres() {
     let Some(url) = pg::new_postgres_url() else {
         return;
     };
-    let s = Server::start(replay_config(BackendConfig::Postgres(
+    let s = LocalServer::start(replay_config(BackendConfig::Postgres(
         scimd_backend_sql::PostgresConfig {
             url: url.clone(),
             sslmode: Some(scimd_backend_sql::SslMode::Disable),

@@ -4,7 +4,7 @@
 mod support_scimd;
 
 use serde_json::{Value, json};
-use support_scimd::{Api, GROUP, Scimd, TempDir, USER, run};
+use support_scimd::{GROUP, Scimd, TempDir, USER, run};
 
 fn ndjson(lines: &[Value]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
@@ -66,7 +66,7 @@ async fn imported_resources_keep_their_ids_and_are_served_like_created_ones() {
     assert!(!ok);
 
     let server = Scimd::serve(dir.path(), None);
-    let api = Api::new(&server.base, server.token.as_deref().unwrap());
+    let api = server.api("default");
     let ada = api.get("/Users/a-1").await;
     assert_eq!(ada.status, 200);
     assert_eq!(ada.body["userName"], "Ada@Example.com");

@@ -16,55 +16,28 @@ mod support_scimd;
 
 use common::Slapd;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-use support_scimd::{Api, GROUP, PATCH_OP, TempDir, USER};
-
-const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
+use support_scimd::{ENTERPRISE, GROUP, PATCH_OP, Scimd, TempDir, USER};
 
 /// The example configuration, as shipped.
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples/ldap.toml")
 }
 
-/// `scimd serve --config config/examples/ldap.toml` with the overrides of a test directory,
-/// killed on drop.
-struct Served {
-    child: Child,
-    /// Base URL by source slug.
-    bases: BTreeMap<String, String>,
-    /// First-start token by source slug.
-    tokens: BTreeMap<String, String>,
-    log: PathBuf,
-}
-
-impl Served {
-    /// Starts the binary with the example configuration; `extra` adds or replaces `SCIMD_*`
-    /// variables. The example's public URL and listener are replaced by a free loopback port,
-    /// its directory, bind DN and password file, CA file and state file by the test's.
-    fn start(slapd: &Slapd, dir: &Path, extra: &[(&str, &str)]) -> Served {
-        // The port is picked before scimd binds it (the public URL must name it), so another
-        // process may take it in between: then scimd exits at once and gets another port.
-        for _ in 0..3 {
-            if let Some(served) = Served::try_start(slapd, dir, extra) {
-                return served;
-            }
-        }
-        panic!("scimd found no free port in three attempts");
-    }
-
-    /// One start; `None` when the port was taken.
-    fn try_start(slapd: &Slapd, dir: &Path, extra: &[(&str, &str)]) -> Option<Served> {
+/// `scimd serve --config config/examples/ldap.toml` with the overrides of a test directory;
+/// `extra` adds or replaces `SCIMD_*` variables. The example's public URL and listener are
+/// replaced by a free loopback port, its directory, bind DN and password file, CA file and
+/// state file by the test's.
+fn serve_example(slapd: &Slapd, dir: &Path, extra: &[(&str, &str)]) -> Scimd {
+    // The port is picked before scimd binds it (the public URL must name it), so another
+    // process may take it in between: then scimd exits at once and gets another port.
+    for _ in 0..3 {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut env: BTreeMap<String, String> = [
+        let env: Vec<(String, String)> = [
             (
                 "SCIMD_SERVER__PUBLIC_URL",
                 format!("http://127.0.0.1:{port}"),
@@ -86,104 +59,22 @@ impl Served {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        // Later entries win.
+        .chain(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
         .collect();
-        for (k, v) in extra {
-            env.insert(k.to_string(), v.to_string());
-        }
-        let log = dir.join("scimd.log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_scimd"));
-        cmd.args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-        ])
-        .arg(example())
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap());
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().starts_with("SCIMD_") {
-                cmd.env_remove(k);
+        let listen = format!("127.0.0.1:{port}");
+        match Scimd::start(dir, Some(&example()), &listen, &env) {
+            Ok(served) => {
+                // Every override named a real configuration key.
+                let log = served.log();
+                assert!(!log.contains("ignoring environment variable"), "{log}");
+                return served;
             }
+            Err(log) if log.contains("cannot listen") => continue,
+            Err(log) => panic!("scimd exited at start {log}"),
         }
-        cmd.envs(&env);
-        let mut child = cmd.spawn().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut me = Served {
-            child,
-            bases: BTreeMap::new(),
-            tokens: BTreeMap::new(),
-            log,
-        };
-        // The start-up lines: one URL per source, the documentation line, then a token per
-        // source (a fresh state file has none).
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let mut token_for: Option<String> = None;
-        let mut saw_docs = false;
-        while !(saw_docs && !me.bases.is_empty() && me.tokens.len() == me.bases.len()) {
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) => {
-                    if let Some(slug) = token_for.take() {
-                        me.tokens.insert(slug, line.trim().to_string());
-                    } else if let Some(rest) = line.strip_prefix("scimd: source \"") {
-                        let (slug, url) = rest.split_once("\" is served at ").unwrap();
-                        me.bases.insert(slug.to_string(), url.trim().to_string());
-                    } else if line.starts_with("scimd: API documentation") {
-                        saw_docs = true;
-                    } else if let Some(rest) =
-                        line.strip_prefix("scimd: bearer token for source \"")
-                    {
-                        token_for = rest.split_once('"').map(|(s, _)| s.to_string());
-                    }
-                }
-                Err(_) => {
-                    if let Ok(Some(status)) = me.child.try_wait() {
-                        let log = me.log_text();
-                        if log.contains("cannot listen") {
-                            return None;
-                        }
-                        panic!("scimd exited at start ({status}):\n{log}");
-                    }
-                    assert!(
-                        Instant::now() < deadline,
-                        "scimd did not start in 30 s:\n{}",
-                        me.log_text()
-                    );
-                }
-            }
-        }
-        // Every override named a real configuration key.
-        let log = me.log_text();
-        assert!(!log.contains("ignoring environment variable"), "{log}");
-        Some(me)
     }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// A client of a source with its first-start token.
-    fn api(&self, source: &str) -> Api {
-        Api::new(&self.bases[source], &self.tokens[source])
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    panic!("scimd found no free port in three attempts");
 }
 
 /// The values of `attr` in `ldapsearch` LDIF output (`-o ldif-wrap=no`, so no continuations).
@@ -205,7 +96,7 @@ const GROUPS: &str = "ou=groups,ou=okta,dc=example,dc=org";
 async fn the_example_configuration_provisions_users_and_groups_that_ldapsearch_sees() {
     let slapd = Slapd::start_with_tls();
     let dir = TempDir::new("scimd-ldap-e2e");
-    let s = Served::start(&slapd, dir.path(), &[]);
+    let s = serve_example(&slapd, dir.path(), &[]);
     assert_eq!(
         s.bases.keys().collect::<Vec<_>>(),
         ["entra", "okta"],
@@ -303,7 +194,7 @@ async fn okta_spec_test_passes_19_of_19_on_the_example_ldap_configuration() {
     };
     let slapd = Slapd::start_with_tls();
     let dir = TempDir::new("scimd-ldap-okta");
-    let s = Served::start(&slapd, dir.path(), &[]);
+    let s = serve_example(&slapd, dir.path(), &[]);
     let (base, token) = (s.bases["okta"].clone(), s.tokens["okta"].clone());
     tokio::task::spawn_blocking(move || {
         support_okta::run(&runner, &base, &token, &["--no-cleanup"])
@@ -363,7 +254,7 @@ fn sub_attributes(attr: &Value) -> Vec<&str> {
 async fn without_lossless_mode_schemas_list_only_what_the_mapping_stores() {
     let slapd = Slapd::start_with_tls();
     let dir = TempDir::new("scimd-ldap-mapped");
-    let s = Served::start(&slapd, dir.path(), &[("SCIMD_BACKEND__LOSSLESS", "false")]);
+    let s = serve_example(&slapd, dir.path(), &[("SCIMD_BACKEND__LOSSLESS", "false")]);
     let okta = s.api("okta");
 
     let r = okta.get(&format!("/Schemas/{USER}")).await;

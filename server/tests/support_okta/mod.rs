@@ -5,7 +5,7 @@
 //! available the test is skipped, saying so — except under `CI=true`, where that fails it.
 //! [`run`] runs the suite against one source and asserts that all 19 steps pass.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

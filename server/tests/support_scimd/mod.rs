@@ -1,15 +1,22 @@
-//! The real `scimd` binary as a child process, for end-to-end tests that need processes:
-//! several replicas on one database, `kill -9` and restart.
+//! scimd servers for end-to-end tests, and the clients that speak to them over HTTP.
 //!
-//! [`Scimd`] starts `scimd serve` on port 0, reads the URL and any first-start token it
+//! [`LocalServer`] (in `local.rs`) serves a configuration inside the test's process on
+//! `127.0.0.1:0`. [`Scimd`] runs the real `scimd` binary as a child process, for tests that
+//! need processes (several replicas on one database, `kill -9` and restart, the shipped
+//! configuration files): it starts `scimd serve`, reads the URLs and any first-start tokens it
 //! prints, writes its logs to a file (shown when a start fails) and kills the process when
-//! dropped, so a failing test never leaves a server behind. [`Api`] is a small SCIM client over
-//! reqwest that returns status, ETag and body.
+//! dropped, so a failing test never leaves a server behind. [`Api`] is a small SCIM client of
+//! one source with one token. Every client answers with a [`Resp`].
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used)]
+
+mod local;
+
+pub use local::{ERROR, LocalServer, Resp};
 
 use reqwest::Method;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,8 +28,14 @@ use std::time::{Duration, Instant};
 pub const USER: &str = "urn:ietf:params:scim:schemas:core:2.0:User";
 /// The Group core schema URN.
 pub const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+/// The enterprise User extension URN.
+pub const ENTERPRISE: &str = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User";
 /// The PatchOp message URN.
 pub const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
+/// The ListResponse message URN.
+pub const LIST: &str = "urn:ietf:params:scim:api:messages:2.0:ListResponse";
+/// The BulkRequest message URN.
+pub const BULK_REQ: &str = "urn:ietf:params:scim:api:messages:2.0:BulkRequest";
 
 /// A directory under the system temporary directory, removed on drop.
 pub struct TempDir(PathBuf);
@@ -75,21 +88,43 @@ fn command(dir: &Path, config: Option<&Path>, args: &[&str]) -> Command {
 /// A running `scimd serve`, killed (SIGKILL) and reaped on drop.
 pub struct Scimd {
     child: std::process::Child,
-    /// The base URL of source `default`, e.g. `http://127.0.0.1:41234/scim/default/v2`.
-    pub base: String,
-    /// The token printed on a first start (`None` when the database already had one).
-    pub token: Option<String>,
+    /// The base URL of each source by slug, e.g. `http://127.0.0.1:41234/scim/default/v2`.
+    pub bases: BTreeMap<String, String>,
+    /// The tokens printed on this start, by source slug (none for a source whose database
+    /// already had one).
+    pub tokens: BTreeMap<String, String>,
     log: PathBuf,
 }
 
 impl Scimd {
-    /// Starts `scimd serve --listen 127.0.0.1:0` in `dir` (with `--config config` when
-    /// given) and waits until it has printed where it serves. Panics, showing the end of its
-    /// log, when it exits or prints nothing within 30 seconds.
+    /// Starts `scimd serve --listen 127.0.0.1:0` in `dir` (with `--config config` when given),
+    /// which must serve a source `default`. Panics, showing the end of its log, when it exits
+    /// at start.
     pub fn serve(dir: &Path, config: Option<&Path>) -> Scimd {
+        let me = Scimd::start(dir, config, "127.0.0.1:0", &[])
+            .unwrap_or_else(|tail| panic!("scimd exited at start:\n{tail}"));
+        assert!(
+            me.bases.contains_key("default"),
+            "scimd printed no URL for source \"default\":\n{}",
+            me.log_tail()
+        );
+        me
+    }
+
+    /// Starts `scimd serve --listen <listen>` in `dir` (with `--config config` when given and
+    /// `env` added to the environment) and waits until it has printed where it serves and the
+    /// tokens of this start. `Err` with the end of its log when it exits at start (say, because
+    /// the port is taken); panics when it prints nothing within 30 seconds.
+    pub fn start(
+        dir: &Path,
+        config: Option<&Path>,
+        listen: &str,
+        env: &[(String, String)],
+    ) -> Result<Scimd, String> {
         static SEQ: AtomicUsize = AtomicUsize::new(0);
         let log = dir.join(format!("scimd-{}.log", SEQ.fetch_add(1, Ordering::Relaxed)));
-        let mut child = command(dir, config, &["serve", "--listen", "127.0.0.1:0"])
+        let mut child = command(dir, config, &["serve", "--listen", listen])
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -107,16 +142,17 @@ impl Scimd {
         });
         let mut me = Scimd {
             child,
-            base: String::new(),
-            token: None,
+            bases: BTreeMap::new(),
+            tokens: BTreeMap::new(),
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut saw_docs = false;
-        loop {
-            // The lines are written in one flush after the listener is bound: the URLs, the
-            // documentation line, then on a first start the token. A short quiet period after
-            // the documentation line means there is no token.
+        let mut token_for: Option<String> = None;
+        // The lines are written in one flush after the listener is bound: a URL per source,
+        // the documentation line, then on a first start a token per source (a heading, then
+        // the secret). A short quiet period after the documentation line means no more tokens.
+        while !(saw_docs && me.tokens.len() == me.bases.len()) {
             let wait = if saw_docs {
                 Duration::from_millis(300)
             } else {
@@ -124,20 +160,24 @@ impl Scimd {
             };
             match rx.recv_timeout(wait) {
                 Ok(line) => {
-                    if let Some(url) = line.strip_prefix("scimd: source \"default\" is served at ")
-                    {
-                        me.base = url.trim().to_string();
+                    if let Some(slug) = token_for.take() {
+                        me.tokens.insert(slug, line.trim().to_string());
+                    } else if let Some(rest) = line.strip_prefix("scimd: source \"") {
+                        if let Some((slug, url)) = rest.split_once("\" is served at ") {
+                            me.bases.insert(slug.to_string(), url.trim().to_string());
+                        }
                     } else if line.starts_with("scimd: API documentation") {
                         saw_docs = true;
-                    } else if line.starts_with("scimd_") {
-                        me.token = Some(line.trim().to_string());
-                        break;
+                    } else if let Some(rest) =
+                        line.strip_prefix("scimd: bearer token for source \"")
+                    {
+                        token_for = rest.split_once('"').map(|(slug, _)| slug.to_string());
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) if saw_docs => break,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if let Ok(Some(status)) = me.child.try_wait() {
-                        panic!("scimd exited at start ({status}):\n{}", me.log_tail());
+                        return Err(format!("({status})\n{}", me.log_tail()));
                     }
                     if Instant::now() > deadline {
                         panic!("scimd did not start in 30 s:\n{}", me.log_tail());
@@ -145,16 +185,30 @@ impl Scimd {
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
                     let _ = me.child.wait();
-                    panic!("scimd closed its output at start:\n{}", me.log_tail());
+                    return Err(format!("(output closed)\n{}", me.log_tail()));
                 }
             }
         }
-        assert!(
-            !me.base.is_empty(),
-            "scimd printed no URL for source \"default\":\n{}",
-            me.log_tail()
-        );
-        me
+        Ok(me)
+    }
+
+    /// The base URL of source `default`.
+    pub fn base(&self) -> &str {
+        &self.bases["default"]
+    }
+
+    /// The token of source `default` printed on this start.
+    pub fn token(&self) -> Option<&str> {
+        self.tokens.get("default").map(String::as_str)
+    }
+
+    /// A client of `source` with the token printed on this start.
+    pub fn api(&self, source: &str) -> Api {
+        let token = self
+            .tokens
+            .get(source)
+            .unwrap_or_else(|| panic!("scimd printed no token for source {source:?}"));
+        Api::new(&self.bases[source], token)
     }
 
     /// Kills the process with SIGKILL (no shutdown code runs) and reaps it.
@@ -163,9 +217,14 @@ impl Scimd {
         let _ = self.child.wait();
     }
 
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// The last lines the process logged.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let text = self.log();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
@@ -201,36 +260,6 @@ pub fn create_token(dir: &Path, config: Option<&Path>, source: &str, name: &str)
     let secret = stdout.lines().last().unwrap_or_default().trim().to_string();
     assert!(secret.starts_with("scimd_"), "no token printed: {stdout}");
     secret
-}
-
-/// The version in a scimd ETag `W/"<version>"`.
-pub fn version(etag: &str) -> u64 {
-    etag.strip_prefix("W/\"")
-        .and_then(|s| s.strip_suffix('"'))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("not a scimd ETag: {etag}"))
-}
-
-/// A response: status, ETag and JSON body (`Null` when empty).
-#[derive(Debug)]
-pub struct Resp {
-    /// The HTTP status.
-    pub status: u16,
-    /// The `ETag` header.
-    pub etag: Option<String>,
-    /// The body.
-    pub body: Value,
-}
-
-impl Resp {
-    /// The version of the ETag header; panics when there is none.
-    pub fn version(&self) -> u64 {
-        version(
-            self.etag
-                .as_deref()
-                .unwrap_or_else(|| panic!("no ETag on a {} response: {}", self.status, self.body)),
-        )
-    }
 }
 
 /// A SCIM client of one source, with one bearer token.
@@ -275,21 +304,7 @@ impl Api {
         if let Some(m) = if_match {
             rb = rb.header("if-match", m);
         }
-        let r = rb.send().await?;
-        let status = r.status().as_u16();
-        let etag = r
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let bytes = r.bytes().await?;
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
-        };
-        Ok(Resp { status, etag, body })
+        Resp::read(rb.send().await?).await
     }
 
     /// Sends a request; panics on a transport error.
