@@ -4,27 +4,22 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../server/tests/support_scimd/local.rs"]
+mod local;
+
+use local::LocalServer;
 use scimd_bench::client::Target;
 use scimd_bench::run::{RunOptions, Scenario};
 use scimd_bench::seed::{SeedOptions, Via};
 use scimd_bench::state::State;
-use scimd_core::state::MemoryStateStore;
-use scimd_server::App;
 use scimd_server::config::{BackendConfig, Config, MemoryConfig};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
 
-struct Server {
-    url: String,
-    token: String,
-    _stop: oneshot::Sender<()>,
-}
-
-async fn start() -> Server {
+/// The server with its one source, `default`, on the memory backend.
+async fn start() -> LocalServer {
     let mut config = Config {
         backend: BackendConfig::Memory(MemoryConfig {}),
         ..Config::default()
@@ -32,28 +27,18 @@ async fn start() -> Server {
     // Small limits, so that seeding must split its Bulk requests.
     config.bulk.max_operations = 25;
     config.bulk.max_payload_size = 16 * 1024;
-    let app = App::build_with_state(
-        config,
-        Path::new("."),
-        Arc::new(MemoryStateStore::default()),
-    )
-    .await
-    .unwrap();
-    let token = app.ensure_initial_tokens().await.unwrap()[0]
-        .1
-        .expose()
-        .to_string();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(scimd_server::serve(app, listener, async {
-        let _ = rx.await;
-    }));
-    Server {
-        url: format!("http://{addr}/scim/default/v2"),
+    LocalServer::start(config).await
+}
+
+/// A client of the `default` source with `token`.
+fn client(server: &LocalServer, token: &str) -> Target {
+    Target::new(
+        &server.base("default"),
         token,
-        _stop: tx,
-    }
+        Duration::from_secs(10),
+        None,
+    )
+    .unwrap()
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -97,7 +82,7 @@ async fn seeding_continues_and_every_scenario_runs_without_errors() {
     let server = start().await;
     let dir = temp_dir("e2e");
     let state_path = dir.join("state.json");
-    let target = Target::new(&server.url, &server.token, Duration::from_secs(10), None).unwrap();
+    let target = client(&server, &server.tokens["default"]);
 
     // Through Bulk, in several requests under the small limits.
     scimd_bench::seed::seed(&target, &seed_options(&state_path, 120, Via::Bulk))
@@ -199,12 +184,12 @@ async fn error_responses_are_counted_and_shown_not_dropped() {
     let server = start().await;
     let dir = temp_dir("errors");
     let state_path = dir.join("state.json");
-    let target = Target::new(&server.url, &server.token, Duration::from_secs(10), None).unwrap();
+    let target = client(&server, &server.tokens["default"]);
     scimd_bench::seed::seed(&target, &seed_options(&state_path, 80, Via::Auto))
         .await
         .unwrap();
     // The same data set through a wrong token: every request is a 401.
-    let wrong = Target::new(&server.url, "not-a-token", Duration::from_secs(10), None).unwrap();
+    let wrong = client(&server, "not-a-token");
     let opts = RunOptions {
         duration: Duration::from_millis(200),
         warmup: Duration::ZERO,
