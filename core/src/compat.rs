@@ -24,6 +24,8 @@
 //! rule name adds that rule, and `-name` removes it (`["strict", "op_case"]`,
 //! `["entra", "-roles_json_strings"]`). See [`Rules::from_names`].
 
+use crate::error::ScimError;
+use crate::filter::{Filter, ParseOptions};
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -321,6 +323,23 @@ pub(crate) fn tolerate(rules: &Rules, fired: &Fired, rule: Rule) -> bool {
         true
     } else {
         false
+    }
+}
+
+/// Parses a filter; under [`Rule::UnquotedFilterValues`], a filter that does not parse as
+/// RFC 7644 writes it is tried again with bare words as string values.
+pub(crate) fn parse_filter(rules: &Rules, fired: &Fired, text: &str) -> Result<Filter, ScimError> {
+    match Filter::parse(text) {
+        Err(e) if rules.enabled(Rule::UnquotedFilterValues) => {
+            match Filter::parse_with(text, ParseOptions::strict().with_unquoted_values(true)) {
+                Ok(f) => {
+                    fired.fire(Rule::UnquotedFilterValues);
+                    Ok(f)
+                }
+                Err(_) => Err(e),
+            }
+        }
+        parsed => parsed,
     }
 }
 

@@ -13,9 +13,9 @@
 //! same path as without hooks (for PATCH, the backend's own patch with membership deltas).
 
 use crate::backend::{Backend, Imported, PATCH_RETRIES};
-use crate::compat::{Fired, Rule, Rules};
+use crate::compat::{self, Fired, Rule, Rules};
 use crate::error::{BackendError, ScimError};
-use crate::filter::{Filter, ParseOptions, compare_values};
+use crate::filter::{Filter, compare_values};
 use crate::hooks::{HookContext, HookPipeline, Operation, Phase, RequestInfo};
 use crate::normalize::{self, WriteMode};
 use crate::paging::{
@@ -964,19 +964,7 @@ impl Service {
     /// Parses a filter; under `unquoted_filter_values`, a filter that does not parse as
     /// RFC 7644 writes it is tried again with bare words as string values.
     fn parse_filter(&self, text: &str) -> Result<Filter, ScimError> {
-        match Filter::parse(text) {
-            Ok(f) => Ok(f),
-            Err(e) if self.rules.enabled(Rule::UnquotedFilterValues) => {
-                match Filter::parse_with(text, ParseOptions::strict().with_unquoted_values(true)) {
-                    Ok(f) => {
-                        self.fired.fire(Rule::UnquotedFilterValues);
-                        Ok(f)
-                    }
-                    Err(_) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        compat::parse_filter(&self.rules, &self.fired, text)
     }
 
     /// The projection of a request; under `attribute_filters`, value filters in the lists

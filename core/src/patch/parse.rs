@@ -1,9 +1,9 @@
 //! Parsing a PatchOp body into canonical, schema-resolved operations.
 
 use super::{MAX_OPERATIONS, PATCH_OP_SCHEMA, PatchOp, PatchOpKind, PatchPath};
-use crate::compat::{Fired, Rule, Rules, tolerate};
+use crate::compat::{Fired, Rule, Rules, parse_filter, tolerate};
 use crate::error::ScimError;
-use crate::filter::{Filter, ParseOptions};
+use crate::filter::Filter;
 use crate::normalize::{is_foreign_urn, normalize_value_with, urn_spelled_exactly};
 use crate::path::{AttrPath, MAX_PATH_LEN, is_attr_name, starts_with_urn};
 use crate::schema::{AttrType, AttributeDef, Extension, Mutability, ResourceTypeDef};
@@ -79,19 +79,7 @@ impl Ctx<'_> {
     /// Parses a value filter, retrying without quotes around values under
     /// `unquoted_filter_values`.
     fn filter(&self, text: &str) -> Result<Filter, ScimError> {
-        match Filter::parse(text) {
-            Ok(f) => Ok(f),
-            Err(e) if self.rules.enabled(Rule::UnquotedFilterValues) => {
-                match Filter::parse_with(text, ParseOptions::strict().with_unquoted_values(true)) {
-                    Ok(f) => {
-                        self.fired.fire(Rule::UnquotedFilterValues);
-                        Ok(f)
-                    }
-                    Err(_) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        parse_filter(self.rules, self.fired, text)
     }
 }
 
