@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Writes a line to stdout, returning write errors (a closed pipe) instead of panicking.
@@ -64,6 +65,10 @@ pub enum Command {
     Migrate {
         #[command(flatten)]
         config: ConfigArgs,
+        /// Also rebuild the search copy (what filters read) of every source's resources, as
+        /// the start does by itself when a source's schemas changed.
+        #[arg(long)]
+        reindex: bool,
     },
     /// Load users and groups from a file of SCIM resources, one JSON object per line; ids are
     /// kept, resources validated like POST bodies, groups must follow their members, no hooks
@@ -206,7 +211,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Migrate { config } => {
+        Command::Migrate { config, reindex } => {
             let loaded = load(&config)?;
             let c = &loaded.config;
             let mut targets = Vec::new();
@@ -237,6 +242,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         .map(|v| v.to_string())
                         .unwrap_or_else(|| "none".into())
                 );
+                if reindex {
+                    reindex_sources(&loaded, &t, &b).await?;
+                }
                 b.close().await;
                 done.push(what);
             }
@@ -258,6 +266,41 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Rebuilds the search copy of the sources stored in the database `target`.
+async fn reindex_sources(
+    loaded: &Loaded,
+    target: &config::SqlTarget<'_>,
+    b: &scimd_backend_sql::SqlBackend,
+) -> anyhow::Result<()> {
+    let c = &loaded.config;
+    for s in &c.sources {
+        let db = match &s.backend {
+            Some(own) => own.sql(),
+            None => c.backend.sql(),
+        };
+        if db.as_ref() == Some(target) {
+            let reg = s
+                .registry(&loaded.config_dir())
+                .with_context(|| format!("while loading the schemas of source {}", s.slug))?;
+            b.set_schemas(&s.slug, Arc::new(reg));
+        }
+    }
+    let report = b
+        .reindex_all()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("while rebuilding the search copy in {}", target.describe()))?;
+    for (source, kind) in &report.rebuilt {
+        say!("  search copy of source {source}, {} rebuilt", kind.name());
+    }
+    say!(
+        "  {} resources read, {} search copies rewritten",
+        report.resources,
+        report.rewritten
+    );
+    Ok(())
 }
 
 async fn import(

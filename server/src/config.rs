@@ -332,6 +332,12 @@ impl BackendConfig {
                 for (slug, reg) in sources {
                     b.set_schemas(slug, reg.clone());
                 }
+                // Search copies written under other schemas (an extension added since, say)
+                // are rebuilt before the sources serve filters.
+                b.reindex_stale()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+                    .with_context(|| format!("while opening {}", target.describe()))?;
                 let sql = b.clone();
                 let b = Arc::new(b);
                 Ok(BuiltBackend {

@@ -23,7 +23,8 @@
 //! The strings of each search copy are also in a trigram index: an FTS5 table with the
 //! `trigram` tokenizer kept in step by triggers on SQLite, a GIN `pg_trgm` index on an
 //! expression of the copy on PostgreSQL (whose migration creates the extension, and fails with
-//! a hint when the database role may not).
+//! a hint when the database role may not). The search copy depends on the schemas it was
+//! written under; [`SqlBackend::reindex_stale`] rebuilds it for sources whose schemas changed.
 //!
 //! ## Queries
 //! The whole filter becomes one parameterized `WHERE` (see the `filter` module); sorting,
@@ -44,12 +45,14 @@ mod explain;
 mod filter;
 mod migrate;
 mod outbox;
+mod reindex;
 mod search;
 mod state;
 mod store;
 
 pub use config::{PostgresConfig, SqliteConfig, SslMode, redact_url};
 pub use migrate::{MIGRATIONS_TABLE, latest_version};
+pub use reindex::ReindexReport;
 
 #[doc(hidden)]
 pub use db::Dialect;
@@ -78,6 +81,9 @@ pub enum SqlError {
     /// Applying or checking migrations failed.
     #[error("database migration failed: {0}")]
     Migrate(String),
+    /// Rebuilding the search copy of a source failed.
+    #[error("rebuilding the search copy failed: {0}")]
+    Reindex(String),
 }
 
 /// The connections of one backend.

@@ -38,6 +38,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0004_substring_index.sql"),
         include_str!("../migrations/postgres/0004_substring_index.sql"),
     ),
+    (
+        5,
+        "fingerprints of the schemas the search copy was built with",
+        include_str!("../migrations/sqlite/0005_search_fingerprints.sql"),
+        include_str!("../migrations/postgres/0005_search_fingerprints.sql"),
+    ),
 ];
 
 /// The migrator of a dialect.

@@ -121,6 +121,54 @@ fn transform_one(def: &AttributeDef, v: &Value) -> Value {
     }
 }
 
+/// Bumped when [`search_doc`] changes how it derives the search copy, so that stored copies are
+/// rebuilt.
+const SEARCH_FORMAT: u32 = 1;
+
+/// A fingerprint of everything [`search_doc`] reads of a resource type's schemas: the names,
+/// types, plurality and `caseExact` of the core schema's attributes and of each extension's
+/// (with their sub-attributes). Search copies built under another fingerprint may fold or
+/// normalize differently (or not at all, for an extension that was not configured), so filters
+/// could miss them until they are rebuilt.
+pub(crate) fn fingerprint(rt: &ResourceTypeDef) -> String {
+    use std::fmt::Write as _;
+    fn describe(out: &mut String, def: &AttributeDef) {
+        let _ = write!(
+            out,
+            "{}:{}{}{}",
+            def.name,
+            def.attr_type.as_str(),
+            if def.multi_valued { "[]" } else { "" },
+            if def.case_exact { "!" } else { "" }
+        );
+        if !def.sub_attributes.is_empty() {
+            out.push('(');
+            for sub in &def.sub_attributes {
+                describe(out, sub);
+                out.push(',');
+            }
+            out.push(')');
+        }
+        out.push(';');
+    }
+    let mut text = format!("v{SEARCH_FORMAT} {} {}\n", rt.kind.name(), rt.schema.id);
+    for def in &rt.schema.attributes {
+        describe(&mut text, def);
+    }
+    for ext in &rt.extensions {
+        let _ = write!(text, "\n{}\n", ext.schema.id);
+        for def in &ext.schema.attributes {
+            describe(&mut text, def);
+        }
+    }
+    // FNV-1a: a stable hash (the standard library's may change between releases), and
+    // collisions are no attack surface here.
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    format!("v{SEARCH_FORMAT}-{hash:016x}")
+}
+
 /// The indexed columns of a resource.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub(crate) struct Columns {
@@ -193,6 +241,32 @@ mod tests {
         assert_eq!(ext["department"], "r&d");
         assert_eq!(ext["manager"]["value"], "mgr-1");
         assert!(doc.get("groups").is_none());
+    }
+
+    #[test]
+    fn fingerprints_change_with_the_searchable_attributes() {
+        let plain = SchemaRegistry::new();
+        let user = plain.resource_type(ResourceKind::User);
+        assert_eq!(fingerprint(user), fingerprint(user));
+        assert_ne!(
+            fingerprint(user),
+            fingerprint(plain.resource_type(ResourceKind::Group))
+        );
+        let ext = |case_exact: bool| {
+            let mut reg = SchemaRegistry::new();
+            let schema = scimd_core::schema::Schema::from_json(&json!({
+                "id": "urn:example:params:scim:schemas:extension:badge:2.0:User",
+                "name": "Badge",
+                "attributes": [{"name": "badge", "type": "string", "caseExact": case_exact}]
+            }))
+            .unwrap();
+            reg.add_extension(ResourceKind::User, schema, false)
+                .unwrap();
+            fingerprint(reg.resource_type(ResourceKind::User))
+        };
+        assert_ne!(fingerprint(user), ext(false));
+        assert_ne!(ext(false), ext(true));
+        assert_eq!(ext(true), ext(true));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! - `co`, `sw` and `ew` with a needle of three characters or more are served by the trigram
 //!   index (FTS5 on SQLite, pg_trgm on PostgreSQL), shorter needles keep the scan;
 //! - upgrading a database with data indexes the existing resources;
-//! - without pg_trgm, the migration fails with a message that says what to do.
+//! - without pg_trgm, the migration fails with a message that says what to do;
+//! - an extension configured after its data was written is indexed again at start, so filters
+//!   on its attributes find the older resources.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,10 +13,11 @@ mod support;
 
 use scimd_backend_sql::{PostgresConfig, SqlBackend};
 use scimd_core::query::{Page, Query};
-use scimd_core::schema::{ENTERPRISE_USER, USER};
-use scimd_core::{Backend, Load, ResourceKind};
+use scimd_core::schema::{ENTERPRISE_USER, Schema, USER};
+use scimd_core::{Backend, Load, ResourceKind, SchemaRegistry};
 use scimd_testkit::fixtures::{attrs, filter, user_body};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 async fn ids(b: &SqlBackend, source: &str, text: &str) -> Vec<String> {
     let reg = b.schemas(source);
@@ -264,10 +267,32 @@ async fn upgrade_indexes_existing_resources(b: SqlBackend) {
 
 #[tokio::test]
 async fn sqlite_upgrade_indexes_existing_resources() {
-    let b = SqlBackend::connect_sqlite(&support::sqlite_file_config())
-        .await
-        .unwrap();
-    upgrade_indexes_existing_resources(b).await;
+    use sqlx::Connection;
+    let config = support::sqlite_file_config();
+    let b = SqlBackend::connect_sqlite(&config).await.unwrap();
+    upgrade_indexes_existing_resources(b.clone()).await;
+    b.close().await;
+    // The full-text index is consistent after the backfill, updates and deletes.
+    let mut c = sqlx::SqliteConnection::connect_with(
+        &sqlx::sqlite::SqliteConnectOptions::new().filename(&config.path),
+    )
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO scimd_search_fts (scimd_search_fts, rank) VALUES ('integrity-check', 0)",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let orphans: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM scimd_search_keys k WHERE NOT EXISTS (SELECT 1 FROM \
+         scimd_resources r WHERE r.source = k.source AND r.kind = k.kind AND r.id = k.id)",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(orphans, 0);
+    c.close().await.unwrap();
 }
 
 #[tokio::test]
@@ -328,4 +353,101 @@ async fn postgres_without_pg_trgm_fails_to_migrate_with_a_hint() {
     let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS {role}")))
         .execute(&other)
         .await;
+}
+
+const BADGE: &str = "urn:example:params:scim:schemas:extension:badge:2.0:User";
+
+fn badge_registry() -> Arc<SchemaRegistry> {
+    let schema = Schema::from_json(&json!({
+        "id": BADGE,
+        "name": "Badge",
+        "attributes": [
+            {"name": "color", "type": "string"},
+            {"name": "issued", "type": "dateTime"}
+        ]
+    }))
+    .unwrap();
+    let mut reg = SchemaRegistry::new();
+    reg.add_extension(ResourceKind::User, schema, false)
+        .unwrap();
+    Arc::new(reg)
+}
+
+/// Users written while the badge extension was not configured carry its data unfolded; once it
+/// is configured, a reopened backend rebuilds their search copy and filters find them.
+async fn extension_configured_later_is_indexed(open: impl AsyncFn() -> SqlBackend) {
+    let source = "late-extension";
+    let b = open().await;
+    b.set_schemas(source, Arc::new(SchemaRegistry::new()));
+    assert!(b.reindex_stale().await.unwrap().rebuilt.is_empty());
+    let mut written = Vec::new();
+    for (i, color) in ["Deep Purple", "Sky Blue", "Purple Rain"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut a = attrs(
+            ResourceKind::User,
+            &user_body(&format!("late{i}@example.com")),
+        );
+        a.insert(
+            BADGE.into(),
+            json!({"color": color, "issued": "2024-03-01T10:00:00+02:00"}),
+        );
+        written.push(b.create(source, ResourceKind::User, a).await.unwrap().id);
+    }
+    b.close().await;
+
+    let b = open().await;
+    b.set_schemas(source, badge_registry());
+    let purple = format!("{BADGE}:color co \"PURPLE\"");
+    let issued = format!("{BADGE}:issued eq \"2024-03-01T08:00:00Z\"");
+    let exact = format!("{BADGE}:color eq \"sky blue\"");
+    // Before the rebuild the copies hold the colors unfolded and the times as written.
+    assert!(ids(&b, source, &purple).await.is_empty());
+    assert!(ids(&b, source, &issued).await.is_empty());
+    let report = b.reindex_stale().await.unwrap();
+    assert_eq!(
+        report.rebuilt,
+        vec![(source.to_string(), ResourceKind::User)]
+    );
+    assert_eq!((report.resources, report.rewritten), (3, 3));
+    let mut want = vec![written[0].clone(), written[2].clone()];
+    want.sort();
+    assert_eq!(ids(&b, source, &purple).await, want);
+    let mut all = written.clone();
+    all.sort();
+    assert_eq!(ids(&b, source, &issued).await, all);
+    assert_eq!(ids(&b, source, &exact).await, vec![written[1].clone()]);
+    // Recorded: the next start has nothing to do.
+    assert!(b.reindex_stale().await.unwrap().rebuilt.is_empty());
+    b.close().await;
+
+    let b = open().await;
+    b.set_schemas(source, badge_registry());
+    assert!(b.reindex_stale().await.unwrap().rebuilt.is_empty());
+    assert_eq!(ids(&b, source, &purple).await, want);
+    b.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_extension_configured_later_is_indexed_at_start() {
+    let config = support::sqlite_file_config();
+    extension_configured_later_is_indexed(async || config.build().await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_extension_configured_later_is_indexed_at_start() {
+    let Some(url) = support::postgres_url() else {
+        return;
+    };
+    extension_configured_later_is_indexed(async || {
+        PostgresConfig {
+            url: url.clone(),
+            ..PostgresConfig::default()
+        }
+        .build()
+        .await
+        .unwrap()
+    })
+    .await;
 }
