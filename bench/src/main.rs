@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use scimd_bench::client::Target;
 use scimd_bench::generate::GenerateOptions;
 use scimd_bench::run::{RunOptions, Scenario};
@@ -50,28 +50,42 @@ struct Cli {
     command: Command,
 }
 
+/// The shape of the data set, the same for `seed` and `generate`.
+#[derive(Debug, Args)]
+struct DataSet {
+    /// Users the data set should have in total.
+    #[arg(long, default_value_t = 10_000)]
+    users: u64,
+    /// Groups the data set should have in total, the big group included.
+    #[arg(long, default_value_t = 0)]
+    groups: u64,
+    /// Members of the big group (the first K users); 0 for none.
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    big_group: u64,
+    /// Members of each group other than the big one.
+    #[arg(long, default_value_t = 10)]
+    group_members: usize,
+}
+
+impl DataSet {
+    /// The groups, counting the big group even when `--groups` leaves it out.
+    fn groups(&self) -> u64 {
+        self.groups.max(u64::from(self.big_group > 0))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create (or complete) the data set and record its ids in the state file.
     Seed {
-        /// Users the data set should have in total.
-        #[arg(long, default_value_t = 10_000)]
-        users: u64,
-        /// Groups the data set should have in total, the big group included.
-        #[arg(long, default_value_t = 0)]
-        groups: u64,
-        /// Members of the big group (the first K users); 0 for none.
-        #[arg(long, value_name = "K", default_value_t = 0)]
-        big_group: u64,
+        #[command(flatten)]
+        data: DataSet,
         /// How users and groups are created.
         #[arg(long, value_enum, default_value_t = Via::Auto)]
         via: Via,
         /// Concurrent requests.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
-        /// Members of each group other than the big one.
-        #[arg(long, default_value_t = 10)]
-        group_members: usize,
         /// Members added per PATCH while filling the big group.
         #[arg(long, default_value_t = 1000)]
         member_batch: usize,
@@ -79,18 +93,8 @@ enum Command {
     /// Write the data set `seed` would create as a file of SCIM resources with ids (one JSON
     /// object per line) for a bulk loader such as `scimd import`, and the state file for `run`.
     Generate {
-        /// Users.
-        #[arg(long, default_value_t = 10_000)]
-        users: u64,
-        /// Groups, the big group included.
-        #[arg(long, default_value_t = 0)]
-        groups: u64,
-        /// Members of the big group (the first K users); 0 for none.
-        #[arg(long, value_name = "K", default_value_t = 0)]
-        big_group: u64,
-        /// Members of each group other than the big one.
-        #[arg(long, default_value_t = 10)]
-        group_members: usize,
+        #[command(flatten)]
+        data: DataSet,
         /// The resources file to write.
         #[arg(long, value_name = "PATH", default_value = "scimd-bench-data.ndjson")]
         out: PathBuf,
@@ -154,18 +158,12 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
         Target::new(&cli.url, token, cli.timeout, cli.ca_cert.as_deref())
     };
     match cli.command {
-        Command::Generate {
-            users,
-            groups,
-            big_group,
-            group_members,
-            out,
-        } => {
+        Command::Generate { data, out } => {
             let opts = GenerateOptions {
-                users,
-                groups: groups.max(u64::from(big_group > 0)),
-                big_group,
-                group_members,
+                users: data.users,
+                groups: data.groups(),
+                big_group: data.big_group,
+                group_members: data.group_members,
                 out,
                 state_path: cli.state.clone(),
             };
@@ -181,24 +179,21 @@ async fn execute(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Seed {
-            users,
-            groups,
-            big_group,
+            data,
             via,
             concurrency,
-            group_members,
             member_batch,
         } => {
             if concurrency == 0 || concurrency > MAX_CONCURRENCY {
                 bail!("--concurrency must be from 1 to {MAX_CONCURRENCY}");
             }
             let opts = SeedOptions {
-                users,
-                groups: groups.max(u64::from(big_group > 0)),
-                big_group,
+                users: data.users,
+                groups: data.groups(),
+                big_group: data.big_group,
                 via,
                 concurrency,
-                group_members,
+                group_members: data.group_members,
                 member_batch,
                 state_path: cli.state,
             };
