@@ -432,6 +432,22 @@ impl HookPipeline {
         .increment(1);
     }
 
+    /// Counts and logs a failed react or outbox call of `hook`; `message` says what the
+    /// write keeps.
+    fn react_failed(&self, cx: &HookContext, hook: &str, error: &dyn fmt::Display, message: &str) {
+        self.count_react_failure(cx, hook);
+        tracing::warn!(
+            source = %cx.source,
+            hook,
+            resource_type = cx.kind.name(),
+            operation = %cx.operation,
+            id = cx.id.as_deref().unwrap_or(""),
+            request_id = cx.request_id.as_deref().unwrap_or(""),
+            error = %error,
+            "{message}"
+        );
+    }
+
     fn applying(&self, phase: Phase, cx: &HookContext) -> impl Iterator<Item = &Arc<dyn Hook>> {
         self.hooks
             .iter()
@@ -504,17 +520,7 @@ impl HookPipeline {
         for hook in self.applying(Phase::React, cx) {
             self.stats.reacts.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = hook.react(record).await {
-                self.count_react_failure(cx, hook.name());
-                tracing::warn!(
-                    source = %cx.source,
-                    hook = hook.name(),
-                    resource_type = cx.kind.name(),
-                    operation = %cx.operation,
-                    id = cx.id.as_deref().unwrap_or(""),
-                    request_id = cx.request_id.as_deref().unwrap_or(""),
-                    error = %e,
-                    "React hook failed; the write stands."
-                );
+                self.react_failed(cx, hook.name(), &e, "React hook failed; the write stands.");
             }
         }
     }
@@ -640,19 +646,12 @@ impl Stager for Watch<'_> {
                     producers.extend(messages.iter().map(|m| (m.id.clone(), i)));
                     out.extend(messages);
                 }
-                Err(e) => {
-                    self.pipeline.count_react_failure(cx, hook.name());
-                    tracing::warn!(
-                        source = %cx.source,
-                        hook = hook.name(),
-                        resource_type = cx.kind.name(),
-                        operation = %cx.operation,
-                        id = cx.id.as_deref().unwrap_or(""),
-                        request_id = cx.request_id.as_deref().unwrap_or(""),
-                        error = %e,
-                        "Outbox hook failed; the write stands without its messages."
-                    );
-                }
+                Err(e) => self.pipeline.react_failed(
+                    cx,
+                    hook.name(),
+                    &e,
+                    "Outbox hook failed; the write stands without its messages.",
+                ),
             }
         }
         record.new = None;
