@@ -9,11 +9,37 @@ use scimd_core::schema::{ResourceKind, USER};
 use scimd_core::{Backend, BackendError, Load};
 use serde_json::json;
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::Barrier;
 
 const TASKS: usize = 5;
 const PER_TASK: usize = 200;
+
+/// Runs `task(0)` … `task(n - 1)` on `n` spawned tasks that start together (behind one
+/// barrier) and returns their results in order; a task that panics fails the case.
+async fn together<T, F>(n: usize, task: impl Fn(usize) -> F) -> Vec<T>
+where
+    F: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(n));
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let barrier = barrier.clone();
+            let work = task(i);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                work.await
+            })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(n);
+    for h in handles {
+        results.push(h.await.unwrap_or_else(|e| panic!("task failed: {e}")));
+    }
+    results
+}
 
 /// Five concurrent tasks each adding 200 distinct members to one group by single-member PATCH (no If-Match) lose nothing: all 1000 are present, then concurrent removals of half leave exactly the other half.
 pub async fn concurrent_member_patches_lose_nothing(backend: Arc<dyn Backend>) {
@@ -24,19 +50,15 @@ pub async fn concurrent_member_patches_lose_nothing(backend: Arc<dyn Backend>) {
     for i in 0..TASKS * PER_TASK {
         users.push(create_user(b, &src, &format!("crowd{i:04}@example.com")).await);
     }
-    let barrier = Arc::new(Barrier::new(TASKS));
-    let mut handles = Vec::new();
-    for t in 0..TASKS {
+    together(TASKS, |t| {
         let backend = backend.clone();
-        let barrier = barrier.clone();
         let src = src.clone();
         let gid = g.id.clone();
         let ids: Vec<String> = users[t * PER_TASK..(t + 1) * PER_TASK]
             .iter()
             .map(|u| u.id.clone())
             .collect();
-        handles.push(tokio::spawn(async move {
-            barrier.wait().await;
+        async move {
             for id in ids {
                 let p = patch(
                     ResourceKind::Group,
@@ -47,11 +69,9 @@ pub async fn concurrent_member_patches_lose_nothing(backend: Arc<dyn Backend>) {
                     .await
                     .unwrap_or_else(|e| panic!("member add failed: {e}"));
             }
-        }));
-    }
-    for h in handles {
-        h.await.unwrap_or_else(|e| panic!("task failed: {e}"));
-    }
+        }
+    })
+    .await;
     let full = get(b, &src, ResourceKind::Group, &g.id).await;
     let present: BTreeSet<String> = values_of(&full, "members").into_iter().collect();
     let all: BTreeSet<String> = users.iter().map(|u| u.id.clone()).collect();
@@ -70,18 +90,15 @@ pub async fn concurrent_member_patches_lose_nothing(backend: Arc<dyn Backend>) {
     }
 
     // Each task now removes the first half of its members.
-    let mut handles = Vec::new();
-    for t in 0..TASKS {
+    together(TASKS, |t| {
         let backend = backend.clone();
-        let barrier = barrier.clone();
         let src = src.clone();
         let gid = g.id.clone();
         let ids: Vec<String> = users[t * PER_TASK..t * PER_TASK + PER_TASK / 2]
             .iter()
             .map(|u| u.id.clone())
             .collect();
-        handles.push(tokio::spawn(async move {
-            barrier.wait().await;
+        async move {
             for id in ids {
                 let p = patch(
                     ResourceKind::Group,
@@ -92,11 +109,9 @@ pub async fn concurrent_member_patches_lose_nothing(backend: Arc<dyn Backend>) {
                     .await
                     .unwrap_or_else(|e| panic!("member remove failed: {e}"));
             }
-        }));
-    }
-    for h in handles {
-        h.await.unwrap_or_else(|e| panic!("task failed: {e}"));
-    }
+        }
+    })
+    .await;
     let full = get(b, &src, ResourceKind::Group, &g.id).await;
     let present: BTreeSet<String> = values_of(&full, "members").into_iter().collect();
     let kept: BTreeSet<String> = (0..TASKS)
@@ -119,28 +134,25 @@ pub async fn concurrent_replaces_have_one_winner_per_version(backend: Arc<dyn Ba
     const ROUNDS: u64 = 5;
     let src = source("concurrent_replaces");
     let u = create_user(&*backend, &src, "race@example.com").await;
-    let barrier = Arc::new(Barrier::new(WRITERS));
     for round in 0..ROUNDS {
         let current = get(&*backend, &src, ResourceKind::User, &u.id).await;
         assert_eq!(current.meta.version, Version(1 + round));
-        let mut handles = Vec::new();
-        for w in 0..WRITERS {
+        let results = together(WRITERS, |w| {
             let backend = backend.clone();
-            let barrier = barrier.clone();
             let src = src.clone();
             let body = json!({"schemas": [USER], "userName": "race@example.com", "title": format!("round {round} writer {w}")});
             let attrs = replace_attrs(&current, &body);
             let (id, version) = (current.id.clone(), current.meta.version);
-            handles.push(tokio::spawn(async move {
-                barrier.wait().await;
+            async move {
                 backend
                     .replace(&src, ResourceKind::User, &id, attrs, Some(version))
                     .await
-            }));
-        }
+            }
+        })
+        .await;
         let mut winners = Vec::new();
-        for (w, h) in handles.into_iter().enumerate() {
-            match h.await.unwrap_or_else(|e| panic!("task failed: {e}")) {
+        for (w, result) in results.into_iter().enumerate() {
+            match result {
                 Ok(r) => winners.push((w, r)),
                 Err(BackendError::VersionMismatch) => {}
                 Err(e) => panic!("unexpected error: {e}"),
@@ -162,11 +174,8 @@ pub async fn concurrent_replaces_have_one_winner_per_version(backend: Arc<dyn Ba
 pub async fn concurrent_creates_admit_one_user_name(backend: Arc<dyn Backend>) {
     const WRITERS: usize = 6;
     let src = source("concurrent_creates");
-    let barrier = Arc::new(Barrier::new(WRITERS));
-    let mut handles = Vec::new();
-    for w in 0..WRITERS {
+    let results = together(WRITERS, |w| {
         let backend = backend.clone();
-        let barrier = barrier.clone();
         let src = src.clone();
         let name = if w % 2 == 0 {
             "Twin@Example.com"
@@ -174,14 +183,12 @@ pub async fn concurrent_creates_admit_one_user_name(backend: Arc<dyn Backend>) {
             "twin@example.com"
         };
         let attrs = attrs(ResourceKind::User, &user_body(name));
-        handles.push(tokio::spawn(async move {
-            barrier.wait().await;
-            backend.create(&src, ResourceKind::User, attrs).await
-        }));
-    }
+        async move { backend.create(&src, ResourceKind::User, attrs).await }
+    })
+    .await;
     let mut created = 0;
-    for h in handles {
-        match h.await.unwrap_or_else(|e| panic!("task failed: {e}")) {
+    for result in results {
+        match result {
             Ok(_) => created += 1,
             Err(BackendError::Uniqueness(a)) => assert_eq!(a, "userName"),
             Err(e) => panic!("unexpected error: {e}"),
@@ -202,15 +209,11 @@ pub async fn concurrent_patches_lose_no_update(backend: Arc<dyn Backend>) {
     const EACH: usize = 10;
     let src = source("concurrent_patches");
     let u = create_user(&*backend, &src, "busy@example.com").await;
-    let barrier = Arc::new(Barrier::new(WRITERS));
-    let mut handles = Vec::new();
-    for w in 0..WRITERS {
+    together(WRITERS, |w| {
         let backend = backend.clone();
-        let barrier = barrier.clone();
         let src = src.clone();
         let id = u.id.clone();
-        handles.push(tokio::spawn(async move {
-            barrier.wait().await;
+        async move {
             for i in 0..EACH {
                 let p = patch(
                     ResourceKind::User,
@@ -221,11 +224,9 @@ pub async fn concurrent_patches_lose_no_update(backend: Arc<dyn Backend>) {
                     .await
                     .unwrap_or_else(|e| panic!("patch failed: {e}"));
             }
-        }));
-    }
-    for h in handles {
-        h.await.unwrap_or_else(|e| panic!("task failed: {e}"));
-    }
+        }
+    })
+    .await;
     let got = get(&*backend, &src, ResourceKind::User, &u.id).await;
     let emails: BTreeSet<String> = values_of(&got, "emails").into_iter().collect();
     for w in 0..WRITERS {
