@@ -188,13 +188,13 @@ impl<'a> Translator<'a> {
             },
             Filter::Compare {
                 path,
-                op: CompareOp::Co | CompareOp::Sw | CompareOp::Ew,
+                op: op @ (CompareOp::Co | CompareOp::Sw | CompareOp::Ew),
                 value: CompValue::Str(s),
             } => {
                 let target = match within {
                     Some(def) if path.sub.is_none() => def.sub_attribute(&path.name)?,
                     Some(_) => return None,
-                    None => self.indexed_target(path)?,
+                    None => self.indexed_target(path, *op)?,
                 };
                 let target = match target.attr_type {
                     AttrType::Complex => target.sub_attribute("value")?,
@@ -235,8 +235,9 @@ impl<'a> Translator<'a> {
     }
 
     /// The definition a resource-level substring test compares, when the candidate values are
-    /// strings of the search copy as stored: JSON values, or columns that hold them unchanged.
-    fn indexed_target(&self, path: &AttrPath) -> Option<&'a AttributeDef> {
+    /// strings of the search copy as stored (JSON values, or columns that hold them unchanged)
+    /// and no better index serves the test.
+    fn indexed_target(&self, path: &AttrPath, op: CompareOp) -> Option<&'a AttributeDef> {
         if path.urn.is_none() && path.sub.is_none() && path.name.eq_ignore_ascii_case("schemas") {
             return None;
         }
@@ -255,7 +256,12 @@ impl<'a> Translator<'a> {
                 ("emails", Some("value")) => self.kind() == ResourceKind::User,
                 _ => false,
             };
-        (!(folded_column && is_exact(target))).then_some(target)
+        if folded_column && is_exact(target) {
+            return None;
+        }
+        // A prefix of an indexed column is a range of its B-tree index.
+        let btree = folded_column || (res.is_core && res.attr.name == "externalId");
+        (!(btree && op == CompareOp::Sw)).then_some(target)
     }
 
     /// The condition that some string of the resource contains the needles.
