@@ -291,9 +291,9 @@ impl<'a> Translator<'a> {
 
     fn pg_needles(&self, sql: &mut Sql, needles: &Needles) {
         match needles {
-            // The expression of the trigram index `scimd_resources_search_trgm`.
+            // The column of the trigram index `scimd_resources_search_text_trgm`.
             Needles::One(n) => {
-                sql.push("scimd_search_text(r.search) LIKE ");
+                sql.push("r.search_text LIKE ");
                 sql.bind_text(format!("%{}%", like_escape(n)));
             }
             Needles::All(a, b) | Needles::Any(a, b) => {

@@ -21,9 +21,9 @@
 //! is one row, whatever the group's size, and `User.groups` is derived by a join.
 //!
 //! The strings of each search copy are also in a trigram index: an FTS5 table with the
-//! `trigram` tokenizer kept in step by triggers on SQLite, a GIN `pg_trgm` index on an
-//! expression of the copy on PostgreSQL (whose migration creates the extension, and fails with
-//! a hint when the database role may not). The search copy depends on the schemas it was
+//! `trigram` tokenizer kept in step by triggers on SQLite, a GIN `pg_trgm` index on a stored
+//! column generated from the copy on PostgreSQL (whose migration creates the extension, and
+//! fails with a hint when the database role may not). The search copy depends on the schemas it was
 //! written under; [`SqlBackend::reindex_stale`] rebuilds it for sources whose schemas changed.
 //!
 //! ## Queries

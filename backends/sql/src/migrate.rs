@@ -44,6 +44,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0005_search_fingerprints.sql"),
         include_str!("../migrations/postgres/0005_search_fingerprints.sql"),
     ),
+    (
+        6,
+        "PostgreSQL: the strings of the search copy as an indexed stored column",
+        include_str!("../migrations/sqlite/0006_stored_search_text.sql"),
+        include_str!("../migrations/postgres/0006_stored_search_text.sql"),
+    ),
 ];
 
 /// The migrator of a dialect.
