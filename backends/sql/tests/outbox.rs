@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod support;
 
 use scimd_backend_sql::SqlBackend;
@@ -17,33 +18,6 @@ use scimd_testkit::fixtures::{attrs, filter, patch, replace_attrs, source, user_
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use time::{Duration, OffsetDateTime};
-
-macro_rules! on_both {
-    ($($rule:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $rule() {
-                    super::$rule(Arc::new(super::support::sqlite_file().await)).await;
-                }
-            )*
-            use std::sync::Arc;
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $rule() {
-                    let Some(b) = super::support::postgres().await else {
-                        eprintln!("skipped {}: no PostgreSQL", stringify!($rule));
-                        return;
-                    };
-                    super::$rule(Arc::new(b)).await;
-                }
-            )*
-            use std::sync::Arc;
-        }
-    };
-}
 
 on_both!(
     outbox_claims_due_messages_oldest_first_and_leases_them,

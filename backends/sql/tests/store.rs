@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod support;
 
 use scimd_backend_sql::{PostgresConfig, SqlBackend, SqliteConfig, latest_version};
@@ -13,34 +14,6 @@ use scimd_testkit::fixtures::{attrs, group_body, patch, source, user_body};
 use serde_json::json;
 use std::sync::Arc;
 use time::macros::datetime;
-
-/// Runs a rule on a SQLite file and on PostgreSQL (skipped without PostgreSQL outside CI).
-macro_rules! on_both {
-    ($($rule:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $rule() {
-                    super::$rule(Arc::new(super::support::sqlite_file().await)).await;
-                }
-            )*
-            use std::sync::Arc;
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $rule() {
-                    let Some(b) = super::support::postgres().await else {
-                        eprintln!("skipped {}: no PostgreSQL", stringify!($rule));
-                        return;
-                    };
-                    super::$rule(Arc::new(b)).await;
-                }
-            )*
-            use std::sync::Arc;
-        }
-    };
-}
 
 on_both!(
     concurrent_single_member_adds_lose_no_member,

@@ -94,3 +94,33 @@ pub async fn postgres() -> Option<SqlBackend> {
     b.set_default_schemas(registry());
     Some(b)
 }
+
+/// Runs each named rule (an `async fn(Arc<SqlBackend>)` of the including file) on a SQLite
+/// file and on PostgreSQL (skipped without PostgreSQL outside CI).
+#[allow(unused_macros)]
+macro_rules! on_both {
+    ($($rule:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $rule() {
+                    super::$rule(Arc::new(super::support::sqlite_file().await)).await;
+                }
+            )*
+            use std::sync::Arc;
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $rule() {
+                    let Some(b) = super::support::postgres().await else {
+                        eprintln!("skipped {}: no PostgreSQL", stringify!($rule));
+                        return;
+                    };
+                    super::$rule(Arc::new(b)).await;
+                }
+            )*
+            use std::sync::Arc;
+        }
+    };
+}
